@@ -1,0 +1,49 @@
+/*
+ * cli.h - the `tend` command line: the command table, exit codes, and the
+ * helpers every command shares (workspace lookup, option parsing, --json).
+ *
+ * Each command lives in its own cmd_<name>.c and returns a CLI_* exit code;
+ * main() is the only place that turns it into the process status.
+ */
+#ifndef CLI_H
+#define CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+typedef struct cli_cmd {
+	const char *name;
+	const char *summary; /* one line for `tend help` */
+	const char *help;    /* full text for `tend help NAME` and --help */
+	int (*fn)(int argc, char **argv);
+} cli_cmd;
+
+/* The table, terminated by NULL (commands.c). */
+extern const cli_cmd *const cli_commands[];
+
+const cli_cmd *cli_find(const char *name);
+
+/* The workspace given by --workspace (set by main), else TEND_WORKSPACE,
+ * else the nearest directory holding tend.yaml walking up from the current
+ * directory. Writes the absolute path into out (size cap). Returns 0, or
+ * TEND_ENOTFOUND with a message naming what was tried. */
+int cli_workspace(char *out, size_t cap);
+
+/* Set by main from the global --workspace option; NULL when absent. */
+extern const char *cli_workspace_opt;
+
+/* Prints "tend: <message>" to stderr with tend_error_last(); returns code. */
+int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* True when argv holds -h or --help: the command should print its help. */
+bool cli_wants_help(int argc, char **argv);
+
+/* Prints a command's help to f. */
+void cli_print_help(FILE *f, const cli_cmd *cmd);
+
+/* Writes s as a JSON string literal (quotes and escapes) to f. */
+void cli_json_str(FILE *f, const char *s);
+
+#endif

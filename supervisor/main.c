@@ -1,0 +1,92 @@
+/*
+ * main.c - the `tend` entry point: global options, dispatch to a command,
+ * and the process exit status (0 success, 1 failure, 2 usage or config).
+ */
+#include "cli.h"
+#include "tend.h"
+
+#include <string.h>
+
+static void usage(FILE *f)
+{
+	fputs("usage: tend [--workspace DIR] <command> [options]\n\n"
+	      "Commands:\n", f);
+	for (const cli_cmd *const *c = cli_commands; *c; c++)
+		fprintf(f, "  %-12s %s\n", (*c)->name, (*c)->summary);
+	fputs("\nRun `tend help <command>` or `tend <command> --help` for details.\n", f);
+}
+
+/* Removes the global --workspace option wherever it appears before "--". */
+static int take_workspace(int *argc, char **argv)
+{
+	int out = 1;
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < *argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (strcmp(argv[i], "--workspace") == 0 || strcmp(argv[i], "-W") == 0) {
+			if (i + 1 >= *argc) {
+				fprintf(stderr, "tend: %s needs a directory\n", argv[i]);
+				return -1;
+			}
+			cli_workspace_opt = argv[++i];
+			continue;
+		}
+		if (strncmp(argv[i], "--workspace=", 12) == 0) {
+			cli_workspace_opt = argv[i] + 12;
+			continue;
+		}
+		argv[out++] = argv[i];
+	}
+	*argc = out;
+	argv[out] = NULL;
+	return 0;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stdout);
+		return CLI_OK;
+	}
+	const cli_cmd *c = cli_find(argv[1]);
+	if (!c) {
+		fprintf(stderr, "tend: no command '%s'\n", argv[1]);
+		return CLI_USAGE;
+	}
+	cli_print_help(stdout, c);
+	return CLI_OK;
+}
+
+const cli_cmd cli_help_cmd = {
+	"help", "show help for tend or one command",
+	"usage: tend help [COMMAND]\n", cmd_help,
+};
+
+int main(int argc, char **argv)
+{
+	if (take_workspace(&argc, argv) < 0)
+		return CLI_USAGE;
+	if (argc < 2) {
+		usage(stderr);
+		return CLI_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return CLI_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0)
+		argv[1] = "version";
+	const cli_cmd *c = cli_find(argv[1]);
+	if (!c) {
+		fprintf(stderr, "tend: '%s' is not a tend command; see `tend help`\n", argv[1]);
+		return CLI_USAGE;
+	}
+	if (cli_wants_help(argc - 1, argv + 1)) {
+		cli_print_help(stdout, c);
+		return CLI_OK;
+	}
+	return c->fn(argc - 1, argv + 1);
+}
