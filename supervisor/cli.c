@@ -125,3 +125,13 @@ void cli_json_str(FILE *f, const char *s)
 	}
 	fputc('"', f);
 }
+
+void cli_usage(FILE *f)
+{
+	fputs("usage: tend [--workspace DIR] <command> [options]\n\n"
+	      "Commands:\n", f);
+	for (const cli_cmd *const *c = cli_commands; *c; c++)
+		fprintf(f, "  %-12s %s\n", (*c)->name, (*c)->summary);
+	fputs("\nRun `tend help <command>` or `tend <command> --help` for details.\n", f);
+}
+

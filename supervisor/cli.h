@@ -40,6 +40,9 @@ int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* True when argv holds -h or --help: the command should print its help. */
 bool cli_wants_help(int argc, char **argv);
 
+/* Prints the list of commands to f. */
+void cli_usage(FILE *f);
+
 /* Prints a command's help to f. */
 void cli_print_help(FILE *f, const cli_cmd *cmd);
 

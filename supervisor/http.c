@@ -33,7 +33,7 @@ struct xfer {
 	size_t resp_len, resp_cap, max_resp;
 	bool too_big;
 	int attempts, max_attempts;
-	long backoff_ms, deadline_ms, connect_ms;
+	long backoff_ms, deadline_ms, connect_ms, attempt_ms;
 	double start, deadline;
 	long retry_after_ms;
 	http_done_fn fn;
@@ -114,6 +114,8 @@ static void curl_setup(xfer *x)
 	CURL *e = x->easy;
 	double left = x->deadline - now_s();
 	long left_ms = left > 0.001 ? (long)(left * 1000) : 1;
+	if (x->attempt_ms > 0 && x->attempt_ms < left_ms)
+		left_ms = x->attempt_ms;
 	curl_easy_reset(e);
 	curl_easy_setopt(e, CURLOPT_URL, x->url);
 	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x->method);
@@ -184,7 +186,8 @@ static void attempt_done(xfer *x, CURLcode cc)
 		finish(x, TEND_EINVAL, status, msg);
 		return;
 	}
-	if (cc == CURLE_OPERATION_TIMEDOUT || left_ms <= 0) {
+	bool timed_out = cc == CURLE_OPERATION_TIMEDOUT;
+	if (left_ms <= 50 && (timed_out || cc != CURLE_OK || left_ms <= 0)) {
 		snprintf(msg, sizeof msg, "%s: deadline of %ld ms passed (%s)", x->url,
 			 x->deadline_ms, x->err[0] ? x->err : curl_easy_strerror(cc));
 		finish(x, TEND_ETIMEOUT, status, msg);
@@ -207,7 +210,7 @@ static void attempt_done(xfer *x, CURLcode cc)
 	else
 		snprintf(msg, sizeof msg, "%s: HTTP %ld (after %d attempts)", x->url,
 			 status, x->attempts);
-	finish(x, TEND_EIO, status, msg);
+	finish(x, timed_out ? TEND_ETIMEOUT : TEND_EIO, status, msg);
 }
 
 static void drain(http_client *c)
@@ -367,6 +370,7 @@ int http_send(http_client *c, const http_request *r, http_done_fn fn, void *ud)
 	x->backoff_ms = r->backoff_ms > 0 ? r->backoff_ms : 500;
 	x->deadline_ms = r->deadline_ms > 0 ? r->deadline_ms : 30000;
 	x->connect_ms = r->connect_timeout_ms > 0 ? r->connect_timeout_ms : 5000;
+	x->attempt_ms = r->attempt_timeout_ms;
 	x->start = now_s();
 	x->deadline = x->start + (double)x->deadline_ms / 1000.0;
 	x->next = c->live;

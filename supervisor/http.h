@@ -24,6 +24,7 @@ typedef struct http_request {
 	size_t body_len;
 	long connect_timeout_ms;      /* 0 = 5000 */
 	long deadline_ms;             /* over all attempts; 0 = 30000 */
+	long attempt_timeout_ms;      /* one attempt; 0 = up to the deadline */
 	size_t max_response_bytes;    /* 0 = 4 MiB */
 	int max_attempts;             /* 0 = 1 */
 	long backoff_ms;              /* first retry delay; doubles; 0 = 500 */

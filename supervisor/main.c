@@ -7,15 +7,6 @@
 
 #include <string.h>
 
-static void usage(FILE *f)
-{
-	fputs("usage: tend [--workspace DIR] <command> [options]\n\n"
-	      "Commands:\n", f);
-	for (const cli_cmd *const *c = cli_commands; *c; c++)
-		fprintf(f, "  %-12s %s\n", (*c)->name, (*c)->summary);
-	fputs("\nRun `tend help <command>` or `tend <command> --help` for details.\n", f);
-}
-
 /* Removes the global --workspace option wherever it appears before "--". */
 static int take_workspace(int *argc, char **argv)
 {
@@ -45,36 +36,16 @@ static int take_workspace(int *argc, char **argv)
 	return 0;
 }
 
-static int cmd_help(int argc, char **argv)
-{
-	if (argc < 2) {
-		usage(stdout);
-		return CLI_OK;
-	}
-	const cli_cmd *c = cli_find(argv[1]);
-	if (!c) {
-		fprintf(stderr, "tend: no command '%s'\n", argv[1]);
-		return CLI_USAGE;
-	}
-	cli_print_help(stdout, c);
-	return CLI_OK;
-}
-
-const cli_cmd cli_help_cmd = {
-	"help", "show help for tend or one command",
-	"usage: tend help [COMMAND]\n", cmd_help,
-};
-
 int main(int argc, char **argv)
 {
 	if (take_workspace(&argc, argv) < 0)
 		return CLI_USAGE;
 	if (argc < 2) {
-		usage(stderr);
+		cli_usage(stderr);
 		return CLI_USAGE;
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		usage(stdout);
+		cli_usage(stdout);
 		return CLI_OK;
 	}
 	if (strcmp(argv[1], "--version") == 0)
