@@ -1,0 +1,137 @@
+/*
+ * sup_int.h - the supervisor's state, shared by its files: sup.c (set-up,
+ * lock, loop), sup_life.c (the lifecycle table, trainer start and stop),
+ * sup_ingest.c (tails -> store -> monitors), sup_policy.c (incident ->
+ * action through the Lua policies), sup_status.c (status line, accounts).
+ */
+#ifndef SUP_INT_H
+#define SUP_INT_H
+
+#include "alert.h"
+#include "config.h"
+#include "ev.h"
+#include "http.h"
+#include "lsb.h"
+#include "mline.h"
+#include "mon.h"
+#include "sample.h"
+#include "store.h"
+#include "sup.h"
+#include "tail.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef enum sup_state {
+	SUP_RUNNING, SUP_STOPPING, SUP_BACKOFF, SUP_DONE, SUP_STOPPED, SUP_FAILED,
+	SUP_NSTATES,
+} sup_state;
+
+typedef enum sup_event {
+	SUP_EV_EXIT,       /* the trainer ended (status in sup.exit_status) */
+	SUP_EV_RECOVER,    /* a policy asked for a stop-and-restart (sup.next) */
+	SUP_EV_GIVEUP,     /* a policy asked to stop for good */
+	SUP_EV_STOP,       /* the user asked to stop (graceful) */
+	SUP_EV_STOP_NOW,   /* the user asked to stop now */
+	SUP_EV_GRACE,      /* the SIGTERM grace period ran out */
+	SUP_EV_BACKOFF,    /* the restart backoff ran out */
+	SUP_NEVENTS,
+} sup_event;
+
+typedef enum sup_intent {
+	SUP_INTENT_NONE, SUP_INTENT_RESTART, SUP_INTENT_STOP, SUP_INTENT_GIVEUP,
+} sup_intent;
+
+/* How the next trainer process starts. */
+typedef struct sup_restart {
+	char resume[PATH_MAX]; /* checkpoint path, "latest", or "" for fresh */
+	long from_step;        /* that checkpoint's step (-1 unknown) */
+	long skip;             /* batches to skip after resuming */
+	char reason[256];
+	bool backoff;          /* wait before starting (crashes) */
+} sup_restart;
+
+#define SUP_RING 64
+#define SUP_PENDING 32
+
+typedef struct sup_pending {
+	int64_t incident;
+	mon_incident inc;
+} sup_pending;
+
+typedef struct sup {
+	const sup_opts *o;
+	char ws[PATH_MAX], run_dir[PATH_MAX], name[128];
+	char metrics_path[PATH_MAX], out_path[PATH_MAX], err_path[PATH_MAX];
+	cfg *cfg;
+	store *st;
+	ev_loop *loop;
+	http_client *http;
+	alert *alerts;
+	mon_set *mon;
+	lsb *policy;
+	int lock_fd;
+	int64_t run_id;
+	int attempt;
+	pid_t pid;               /* trainer process (group leader); 0 = none */
+	bool adopted;            /* not our child: poll, cannot wait */
+	int exit_status;         /* waitpid status of the last exit */
+	bool finished;           /* the trainer said it finished its steps */
+	sup_state state;
+	sup_intent intent;
+	sup_restart next;
+	int64_t grace_timer;
+	double lr_scale;         /* the live LR scale recovery has applied */
+	tail *t_metrics, *t_out, *t_err;
+	mline ml;
+	smp smp;
+	char *ring[SUP_RING];    /* last output lines, for crash classification */
+	int ring_pos;
+	sup_pending pending[SUP_PENDING];
+	int n_pending;
+	long malformed;
+	/* accounts */
+	double wall_start;
+	double productive_s;     /* step time of steps still on the timeline */
+	double *step_time;       /* by step, for taking lost steps back out */
+	long step_cap;
+	long last_step, total_steps;
+	double last_loss, tokens_per_s;
+	long lost_steps, recoveries;
+	double restarts[64];     /* monotonic times of recent restarts */
+	int n_restarts;
+	int backoff_n;           /* consecutive crash restarts, for backoff */
+	long acted_step[MON_KIND_COUNT]; /* last step a policy acted per kind */
+	int repeats[MON_KIND_COUNT];
+	double last_status;
+} sup;
+
+/* sup_life.c */
+void sup__dispatch(sup *s, sup_event ev);
+int sup__start_trainer(sup *s);
+const char *sup__state_name(sup_state st);
+void sup__on_child_exit(sup *s, int status);
+void sup__restart(sup *s);      /* start again now or after backoff */
+void sup__giveup(sup *s, const char *why);
+
+/* sup_ingest.c */
+int sup__ingest_open(sup *s);
+void sup__ingest_close(sup *s);
+int sup__ingest(sup *s);      /* one batch; returns lines read or < 0 */
+void sup__ring_push(sup *s, const char *line, size_t len);
+
+/* sup_policy.c */
+int sup__policy_open(sup *s);
+void sup__policy_run(sup *s);  /* acts on s->pending */
+int sup__incident_emit(const mon_incident *inc, void *ud);
+int sup__mon_params(mon_params *p, const cfg *c);
+
+/* sup_status.c */
+void sup__status_line(sup *s, bool final);
+double sup__effective_ratio(const sup *s, double now);
+void sup__account_step(sup *s, long step, double step_time);
+void sup__account_rollback(sup *s, long to_step);
+void sup__event(sup *s, long step, const char *kind, const char *reason);
+
+#endif
