@@ -217,7 +217,7 @@ static int train_step(trn_state *s, trn_step_out *out)
 {
 	const trn_opts *o = s->o;
 	int A = o->grad_accum, rc;
-	long data_step = s->data_pos / A;
+	long data_step = s->data_pos / A + 1; /* steps count from 1 */
 	const fault *nan = fault_at(&s->faults, FAULT_NAN, data_step);
 	const fault *spike = fault_at(&s->faults, FAULT_SPIKE, data_step);
 	const fault *blow = fault_at(&s->faults, FAULT_GRADBLOW, data_step);

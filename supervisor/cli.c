@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 #include "tend.h"
+#include "tend_build.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -135,3 +136,9 @@ void cli_usage(FILE *f)
 	fputs("\nRun `tend help <command>` or `tend <command> --help` for details.\n", f);
 }
 
+
+const char *cli_lua_dir(void)
+{
+	const char *env = getenv("TEND_LUA_DIR");
+	return env && *env ? env : TEND_SOURCE_ROOT "/lua";
+}

@@ -55,6 +55,8 @@ static void put_moe(smp *b, const char *rest, double v)
 		l->entropy = v;
 	} else if (strcmp(field, "dropped") == 0) {
 		l->dropped = v;
+	} else if (strcmp(field, "tokens") == 0) {
+		l->tokens = v;
 	}
 }
 

@@ -1,0 +1,16 @@
+/*
+ * clock.h - the two clocks tend reads: monotonic for timers and durations,
+ * wall for timestamps that leave the process.
+ */
+#ifndef TEND_CLOCK_H
+#define TEND_CLOCK_H
+
+#include <stdint.h>
+
+/* Nanoseconds of CLOCK_MONOTONIC: only differences mean anything. */
+uint64_t tend_mono_ns(void);
+
+/* Seconds since the Unix epoch (CLOCK_REALTIME), with the fraction. */
+double tend_wall_s(void);
+
+#endif

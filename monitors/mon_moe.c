@@ -1,0 +1,259 @@
+/*
+ * mon_moe.c - the Mixture-of-Experts router detectors, per layer:
+ *   moe_imbalance:        max/mean expert load above min(bound, (1+E)/2),
+ *                         the bound capped halfway between perfect balance
+ *                         (1) and total collapse (E) so small E can trip it;
+ *   moe_entropy_collapse: routing entropy below entropy_ratio x log(E);
+ *   moe_dropped:          dropped tokens above dropped_max of those routed;
+ *   moe_dead_expert:      an expert under dead_share x its fair share 1/E
+ *                         for dead_patience samples.
+ * Derived figures come from the load array when the trainer did not send
+ * them (the entropy then is that of the mean load, which is at least the
+ * mean per-token router entropy). A dead expert is not reported while its
+ * layer is imbalanced or collapsed: that incident already says it.
+ */
+#include "mon_int.h"
+#include "tend.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void layer_free(mon__moe_layer *l)
+{
+	if (l)
+		free(l->share_hist);
+	free(l);
+}
+
+void mon__moe_free(mon__moe *m)
+{
+	for (int i = 0; i < m->n_layers; i++)
+		layer_free(m->layers[i]);
+	free(m->layers);
+	m->layers = NULL;
+	m->n_layers = 0;
+}
+
+/* (Re)builds the state of one layer for E experts. */
+static int layer_reset(mon__moe_layer *l, int E)
+{
+	free(l->share_hist);
+	memset(l, 0, sizeof *l);
+	l->n_experts = E;
+	mon__alarm_init(&l->imb);
+	mon__alarm_init(&l->col);
+	mon__alarm_init(&l->drp);
+	for (int e = 0; e < MON_MOE_MAX_EXPERTS; e++)
+		mon__alarm_init(&l->dead[e]);
+	if (E == 0)
+		return 0;
+	l->share_hist = malloc((size_t)E * MON_EVIDENCE_MAX * sizeof *l->share_hist);
+	if (!l->share_hist) {
+		l->n_experts = -1;   /* rebuilt on the next sample */
+		return tend_error_set(TEND_ENOMEM, "monitors: out of memory for MoE state");
+	}
+	return 0;
+}
+
+static int ensure_layers(mon__moe *m, int n)
+{
+	if (n <= m->n_layers)
+		return 0;
+	mon__moe_layer **nl = realloc(m->layers, (size_t)n * sizeof *nl);
+	if (!nl)
+		return tend_error_set(TEND_ENOMEM, "monitors: out of memory for MoE state");
+	m->layers = nl;
+	for (; m->n_layers < n; m->n_layers++) {
+		nl[m->n_layers] = calloc(1, sizeof **nl);
+		if (!nl[m->n_layers])
+			return tend_error_set(TEND_ENOMEM, "monitors: out of memory for MoE state");
+		nl[m->n_layers]->n_experts = -1;   /* built on first use */
+	}
+	return 0;
+}
+
+/* Figures of one layer for one step, NaN where unknown. */
+typedef struct moe_fig {
+	int E;
+	bool have_share;
+	double share[MON_MOE_MAX_EXPERTS];
+	double mom, ent, drop;
+} moe_fig;
+
+static void figures(moe_fig *f, const mon_moe_layer *in)
+{
+	double sum = 0.0, mx = 0.0;
+	f->E = in->n_experts;
+	f->have_share = in->load != NULL && f->E > 0;
+	for (int e = 0; f->have_share && e < f->E; e++) {
+		double v = in->load[e];
+		if (!(v >= 0) || isinf(v))
+			f->have_share = false;
+		sum += v;
+	}
+	f->have_share = f->have_share && sum > 0;
+	double ent = 0.0;
+	for (int e = 0; f->have_share && e < f->E; e++) {
+		double s = in->load[e] / sum;
+		f->share[e] = s;
+		if (s > mx)
+			mx = s;
+		if (s > 0)
+			ent -= s * log(s);
+	}
+	f->mom = isfinite(in->max_over_mean) ? in->max_over_mean :
+		f->have_share ? mx * f->E : NAN;
+	f->ent = isfinite(in->entropy) ? in->entropy : f->have_share ? ent : NAN;
+	f->drop = !isfinite(in->dropped) ? NAN :
+		isfinite(in->tokens) && in->tokens > 0 ? in->dropped / in->tokens :
+		in->dropped;
+}
+
+static void emit_layer(mon_set *set, mon_kind kind, mon_severity sev,
+		       const mon__alarm *a, int layer, long step,
+		       double v, double limit, const mon__ring *ev)
+{
+	mon_incident inc;
+	mon__incident_init(&inc, kind, sev, a->onset, step);
+	mon__sig(&inc, "%s:layer%d", mon_kind_name(kind), layer);
+	inc.value = v;
+	inc.threshold = limit;
+	if (kind == MON_MOE_IMBALANCE)
+		mon__summary(&inc, "layer %d: max/mean expert load %.2f at step %ld is above "
+			     "%.2f for %d steps since step %ld", layer, v, step, limit,
+			     a->hits, a->onset);
+	else if (kind == MON_MOE_ENTROPY_COLLAPSE)
+		mon__summary(&inc, "layer %d: routing entropy %.3g nats at step %ld is below "
+			     "%.3g (%.2f x log E) for %d steps since step %ld", layer, v, step,
+			     limit, set->p.moe.entropy_ratio, a->hits, a->onset);
+	else
+		mon__summary(&inc, "layer %d: %.1f%% of tokens dropped at step %ld (limit "
+			     "%.1f%%) for %d steps since step %ld", layer, 100 * v, step,
+			     100 * limit, a->hits, a->onset);
+	mon__ring_evidence(ev, &inc);
+	mon__emit(set, &inc);
+}
+
+static void emit_dead(mon_set *set, const mon__moe_layer *l, int layer, int e,
+		      long step, double share)
+{
+	const mon__alarm *a = &l->dead[e];
+	double fair = 1.0 / l->n_experts, limit = set->p.moe.dead_share * fair;
+	mon_incident inc;
+	mon__incident_init(&inc, MON_MOE_DEAD_EXPERT, MON_WARNING, a->onset, step);
+	mon__sig(&inc, "moe_dead_expert:layer%d:expert%d", layer, e);
+	inc.value = share;
+	inc.baseline = fair;
+	inc.threshold = limit;
+	mon__summary(&inc, "layer %d expert %d got %.2f%% of tokens at step %ld (fair share "
+		     "%.2f%%, dead below %.2f%%) for %d steps since step %ld", layer, e,
+		     100 * share, step, 100 * fair, 100 * limit, a->hits, a->onset);
+	for (int i = 0; i < l->hist_n; i++) {
+		int k = (l->hist_head + i) % MON_EVIDENCE_MAX;
+		inc.ev_step[i] = l->hist_step[k];
+		inc.ev_value[i] = l->share_hist[(size_t)k * l->n_experts + e];
+	}
+	inc.n_evidence = l->hist_n;
+	mon__emit(set, &inc);
+}
+
+/* Tests `cond` on alarm a and emits through emit_layer when due. */
+static void check(mon_set *set, mon__alarm *a, bool cond, mon_kind kind,
+		  mon_severity sev, int layer, long step, double v, double limit,
+		  const mon__ring *ev)
+{
+	if (!cond) {
+		mon__alarm_miss(a);
+		return;
+	}
+	mon__alarm_hit(a, step);
+	if (mon__alarm_due(a, step, set->p.moe.patience, set->p.reemit_steps))
+		emit_layer(set, kind, sev, a, layer, step, v, limit, ev);
+}
+
+static void dead_experts(mon_set *set, mon__moe_layer *l, const moe_fig *f,
+			 int layer, long step, bool suppress)
+{
+	int k = (l->hist_head + l->hist_n) % MON_EVIDENCE_MAX;
+	if (l->hist_n < MON_EVIDENCE_MAX)
+		l->hist_n++;
+	else
+		l->hist_head = (l->hist_head + 1) % MON_EVIDENCE_MAX;
+	l->hist_step[k] = step;
+	double limit = set->p.moe.dead_share / f->E;
+	for (int e = 0; e < f->E; e++) {
+		l->share_hist[(size_t)k * f->E + e] = (float)f->share[e];
+		mon__alarm *a = &l->dead[e];
+		if (!(f->share[e] < limit)) {
+			mon__alarm_miss(a);
+			continue;
+		}
+		mon__alarm_hit(a, step);
+		if (!suppress && mon__alarm_due(a, step, set->p.moe.dead_patience,
+						set->p.reemit_steps))
+			emit_dead(set, l, layer, e, step, f->share[e]);
+	}
+}
+
+static void layer_feed(mon_set *set, mon__moe_layer *l, const mon_moe_layer *in,
+		       long step)
+{
+	const mon_params *p = &set->p;
+	moe_fig f;
+	figures(&f, in);
+	double bound = p->moe.max_over_mean, half = 0.5 * (1 + f.E);
+	if (half < bound)
+		bound = half;
+	double floor_ent = p->moe.entropy_ratio * log(f.E > 1 ? f.E : 1);
+	bool imb = f.E >= 2 && f.mom > bound;
+	bool col = f.E >= 2 && f.ent < floor_ent;
+	if (!isnan(f.mom))
+		mon__ring_push(&l->mom, step, f.mom);
+	if (!isnan(f.ent))
+		mon__ring_push(&l->ent, step, f.ent);
+	if (!isnan(f.drop))
+		mon__ring_push(&l->drop, step, f.drop);
+	check(set, &l->imb, imb, MON_MOE_IMBALANCE, MON_WARNING, in->layer, step,
+	      f.mom, bound, &l->mom);
+	check(set, &l->col, col, MON_MOE_ENTROPY_COLLAPSE, MON_CRITICAL, in->layer,
+	      step, f.ent, floor_ent, &l->ent);
+	check(set, &l->drp, f.drop > p->moe.dropped_max, MON_MOE_DROPPED, MON_WARNING,
+	      in->layer, step, f.drop, p->moe.dropped_max, &l->drop);
+	if (f.have_share)
+		dead_experts(set, l, &f, in->layer, step, imb || col);
+}
+
+int mon__moe_feed(mon_set *set, const mon_sample *s)
+{
+	mon__moe *m = &set->moe;
+	int rc = ensure_layers(m, s->n_moe);
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < s->n_moe; i++) {
+		mon__moe_layer *l = m->layers[i];
+		if (l->n_experts != s->moe[i].n_experts &&
+		    (rc = layer_reset(l, s->moe[i].n_experts)) < 0)
+			return rc;
+		layer_feed(set, l, &s->moe[i], s->step);
+	}
+	return 0;
+}
+
+void mon__moe_restart(mon__moe *m, long from_step)
+{
+	for (int i = 0; i < m->n_layers; i++) {
+		mon__moe_layer *l = m->layers[i];
+		mon__ring_rollback(&l->mom, from_step);
+		mon__ring_rollback(&l->ent, from_step);
+		mon__ring_rollback(&l->drop, from_step);
+		mon__alarm_init(&l->imb);
+		mon__alarm_init(&l->col);
+		mon__alarm_init(&l->drp);
+		for (int e = 0; e < MON_MOE_MAX_EXPERTS; e++)
+			mon__alarm_init(&l->dead[e]);
+		while (l->hist_n > 0 &&
+		       l->hist_step[(l->hist_head + l->hist_n - 1) % MON_EVIDENCE_MAX] > from_step)
+			l->hist_n--;
+	}
+}
