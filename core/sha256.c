@@ -23,35 +23,121 @@ static const uint32_t K[64] = {
 	0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 };
 
-static uint32_t ror(uint32_t x, int n)
+static inline uint32_t ror(uint32_t x, int n)
 {
 	return x >> n | x << (32 - n);
 }
 
-static void compress(uint32_t h[8], const uint8_t *p)
+/* One round with the working variables named, so no state is moved: the
+ * caller rotates the names instead (8 rounds per loop pass). */
+#define ROUND(a, b, c, d, e, f, g, h, i) do { \
+	uint32_t t1 = h + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + \
+		((e & f) ^ (~e & g)) + K[i] + w[i]; \
+	uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & c) ^ (b & c)); \
+	d += t1; \
+	h = t1 + t2; \
+	} while (0)
+
+static void compress_portable(uint32_t st[8], const uint8_t *p, size_t blocks)
 {
-	uint32_t w[64], s[8];
-	for (int i = 0; i < 16; i++)
-		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-		       (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-	for (int i = 16; i < 64; i++) {
-		uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ w[i - 15] >> 3;
-		uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ w[i - 2] >> 10;
-		w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+	for (; blocks--; p += 64) {
+		uint32_t w[64];
+		for (int i = 0; i < 16; i++)
+			w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+			       (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+		for (int i = 16; i < 64; i++) {
+			uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ w[i - 15] >> 3;
+			uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ w[i - 2] >> 10;
+			w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+		}
+		uint32_t a = st[0], b = st[1], c = st[2], d = st[3];
+		uint32_t e = st[4], f = st[5], g = st[6], h = st[7];
+		for (int i = 0; i < 64; i += 8) {
+			ROUND(a, b, c, d, e, f, g, h, i);
+			ROUND(h, a, b, c, d, e, f, g, i + 1);
+			ROUND(g, h, a, b, c, d, e, f, i + 2);
+			ROUND(f, g, h, a, b, c, d, e, i + 3);
+			ROUND(e, f, g, h, a, b, c, d, i + 4);
+			ROUND(d, e, f, g, h, a, b, c, i + 5);
+			ROUND(c, d, e, f, g, h, a, b, i + 6);
+			ROUND(b, c, d, e, f, g, h, a, i + 7);
+		}
+		st[0] += a; st[1] += b; st[2] += c; st[3] += d;
+		st[4] += e; st[5] += f; st[6] += g; st[7] += h;
 	}
-	memcpy(s, h, sizeof s);
-	for (int i = 0; i < 64; i++) {
-		uint32_t S1 = ror(s[4], 6) ^ ror(s[4], 11) ^ ror(s[4], 25);
-		uint32_t ch = (s[4] & s[5]) ^ (~s[4] & s[6]);
-		uint32_t t1 = s[7] + S1 + ch + K[i] + w[i];
-		uint32_t S0 = ror(s[0], 2) ^ ror(s[0], 13) ^ ror(s[0], 22);
-		uint32_t maj = (s[0] & s[1]) ^ (s[0] & s[2]) ^ (s[1] & s[2]);
-		memmove(s + 1, s, 7 * sizeof s[0]);
-		s[4] += t1;
-		s[0] = t1 + S0 + maj;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+
+/* The SHA extensions (Intel since Goldmont/Ice Lake, AMD since Zen) run a
+ * round pair per instruction: checkpoints of gigabytes are hashed on save
+ * and load, so this is most of a checkpoint's cost without it. */
+__attribute__((target("sha,sse4.1")))
+static void compress_shani(uint32_t st[8], const uint8_t *p, size_t blocks)
+{
+	const __m128i mask = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+	__m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&st[0]), 0xB1);
+	__m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&st[4]), 0x1B);
+	__m128i s0 = _mm_alignr_epi8(tmp, s1, 8);  /* ABEF */
+	s1 = _mm_blend_epi16(s1, tmp, 0xF0);       /* CDGH */
+	for (; blocks--; p += 64) {
+		__m128i abef = s0, cdgh = s1, m[4];
+		for (int i = 0; i < 4; i++)
+			m[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), mask);
+		for (int i = 0; i < 16; i++) {
+			if (i >= 4) {
+				__m128i x = _mm_sha256msg1_epu32(m[i & 3], m[(i + 1) & 3]);
+				x = _mm_add_epi32(x, _mm_alignr_epi8(m[(i + 3) & 3], m[(i + 2) & 3], 4));
+				m[i & 3] = _mm_sha256msg2_epu32(x, m[(i + 3) & 3]);
+			}
+			__m128i msg = _mm_add_epi32(m[i & 3], _mm_loadu_si128((const __m128i *)&K[4 * i]));
+			s1 = _mm_sha256rnds2_epu32(s1, s0, msg);
+			s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(msg, 0x0E));
+		}
+		s0 = _mm_add_epi32(s0, abef);
+		s1 = _mm_add_epi32(s1, cdgh);
 	}
-	for (int i = 0; i < 8; i++)
-		h[i] += s[i];
+	tmp = _mm_shuffle_epi32(s0, 0x1B);         /* FEBA */
+	s1 = _mm_shuffle_epi32(s1, 0xB1);          /* DCHG */
+	_mm_storeu_si128((__m128i *)&st[0], _mm_blend_epi16(tmp, s1, 0xF0)); /* DCBA */
+	_mm_storeu_si128((__m128i *)&st[4], _mm_alignr_epi8(s1, tmp, 8));    /* HGFE */
+}
+
+static int have_shani(void)
+{
+	static int cached = -1;
+	unsigned a, b, c, d;
+	if (cached >= 0)
+		return cached;
+	cached = 0;
+	if (__get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_1) &&
+	    __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29)))
+		cached = 1;
+	return cached;
+}
+#else
+static int have_shani(void) { return 0; }
+static void compress_shani(uint32_t st[8], const uint8_t *p, size_t blocks)
+{
+	compress_portable(st, p, blocks);
+}
+#endif
+
+static int force_portable;
+
+void sha256__force_portable(int on)
+{
+	force_portable = on;
+}
+
+static void compress(uint32_t h[8], const uint8_t *p, size_t blocks)
+{
+	if (!force_portable && have_shani())
+		compress_shani(h, p, blocks);
+	else
+		compress_portable(h, p, blocks);
 }
 
 void sha256_init(sha256_ctx *c)
@@ -77,11 +163,14 @@ void sha256_update(sha256_ctx *c, const void *data, size_t len)
 		len -= n;
 		if (c->used < 64)
 			return;
-		compress(c->h, c->block);
+		compress(c->h, c->block, 1);
 		c->used = 0;
 	}
-	for (; len >= 64; p += 64, len -= 64)
-		compress(c->h, p);
+	if (len >= 64) {
+		compress(c->h, p, len / 64);
+		p += len / 64 * 64;
+		len %= 64;
+	}
 	memcpy(c->block, p, len);
 	c->used = len;
 }
@@ -92,13 +181,13 @@ void sha256_final(sha256_ctx *c, uint8_t out[32])
 	c->block[c->used++] = 0x80;
 	if (c->used > 56) {
 		memset(c->block + c->used, 0, 64 - c->used);
-		compress(c->h, c->block);
+		compress(c->h, c->block, 1);
 		c->used = 0;
 	}
 	memset(c->block + c->used, 0, 56 - c->used);
 	for (int i = 0; i < 8; i++)
 		c->block[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
-	compress(c->h, c->block);
+	compress(c->h, c->block, 1);
 	for (int i = 0; i < 8; i++) {
 		out[4 * i] = (uint8_t)(c->h[i] >> 24);
 		out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);

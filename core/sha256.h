@@ -31,4 +31,8 @@ void sha256_hex(const void *buf, size_t len, char out[65]);
  * TEND_ENOTFOUND / TEND_EIO with a message naming the path. */
 int sha256_file(char out[65], const char *path);
 
+/* Tests only: 1 = use the portable C rounds even where the CPU has the
+ * SHA extensions, so both paths are checked against the vectors. */
+void sha256__force_portable(int on);
+
 #endif

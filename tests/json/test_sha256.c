@@ -87,5 +87,12 @@ int main(void)
 	TT_RUN(test_million_a);
 	TT_RUN(test_streaming_splits);
 	TT_RUN(test_file);
+	/* again on the portable rounds (the runs above used the SHA extensions
+	 * where this CPU has them) */
+	sha256__force_portable(1);
+	TT_RUN(test_fips_vectors);
+	TT_RUN(test_million_a);
+	TT_RUN(test_streaming_splits);
+	sha256__force_portable(0);
 	return TT_DONE();
 }
