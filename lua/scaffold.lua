@@ -15,6 +15,9 @@ S.config = {
   clip = 1.0,       -- gradient-norm clip (0 = none)
   aux_coef = 1e-2,  -- MoE load-balancing loss coefficient
   z_coef = 1e-3,    -- router z-loss coefficient
+  -- Data windows to step over, {from = a, to = b} in steps of an unskipped
+  -- run: known-bad batches (a proposal adds them after a poisoned window).
+  skip_windows = {},
 }
 
 -- Linear warmup from lr/warmup to lr, then cosine decay to min_lr at the
@@ -41,6 +44,16 @@ end
 -- policies append to S.hooks. on_step merges what they ask for.
 S.hooks = {}
 
+-- The data-skip hook: at the step before a window, skip its batches.
+local function skip_windows(m)
+  for _, w in ipairs(S.config.skip_windows) do
+    if m.step == w.from - 1 then
+      return { skip = w.to - w.from + 1,
+               reason = "skip window " .. w.from .. "-" .. w.to }
+    end
+  end
+end
+
 local function merge(into, a)
   into = into or {}
   if a.skip then into.skip = math.max(into.skip or 0, a.skip) end
@@ -53,7 +66,7 @@ local function merge(into, a)
 end
 
 function S.on_step(m)
-  local actions
+  local actions = skip_windows(m)
   for _, hook in ipairs(S.hooks) do
     local a = hook(m)
     if a then actions = merge(actions, a) end
@@ -86,6 +99,10 @@ function S.selftest()
                         step_time_s = 1, moe = {} })
   S.hooks = hooks
   assert(a.skip == 2 and a.stop and a.reason == "a; b", "on_step must merge what hooks ask")
+  for _, w in ipairs(c.skip_windows) do
+    assert(type(w.from) == "number" and type(w.to) == "number" and w.from >= 1 and
+           w.to >= w.from, "skip_windows: need 1 <= from <= to")
+  end
   return true
 end
 

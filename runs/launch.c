@@ -70,15 +70,17 @@ static size_t count(const char *const *v)
 	return n;
 }
 
-int launch_env_build(char ***out, char *const *env,
-		     const char *const *passthrough, const char *const *extra)
+/* Copies env (all of it, or only what is allowed and not secret) and
+ * then extra into a new NULL-terminated array. */
+static int env_copy(char ***out, char *const *env, bool scrub,
+		    const char *const *passthrough, const char *const *extra)
 {
 	size_t cap = count((const char *const *)env) + count(extra) + 1, n = 0;
 	char **e = calloc(cap, sizeof *e);
 	if (!e)
 		return tend_error_set(TEND_ENOMEM, "environment: out of memory");
 	for (size_t i = 0; env && env[i]; i++) {
-		if (!allowed(env[i], passthrough) || launch_is_secret_name(env[i]))
+		if (scrub && (!allowed(env[i], passthrough) || launch_is_secret_name(env[i])))
 			continue;
 		if (!(e[n++] = strdup(env[i])))
 			goto oom;
@@ -91,6 +93,12 @@ int launch_env_build(char ***out, char *const *env,
 oom:
 	launch_env_free(e);
 	return tend_error_set(TEND_ENOMEM, "environment: out of memory");
+}
+
+int launch_env_build(char ***out, char *const *env,
+		     const char *const *passthrough, const char *const *extra)
+{
+	return env_copy(out, env, true, passthrough, extra);
 }
 
 void launch_env_free(char **env)
@@ -135,7 +143,7 @@ int launch_start(pid_t *out_pid, const launch_spec *s)
 	int p[2] = {-1, -1}, rc, err = 0;
 	if (!s->argv || !s->argv[0])
 		return tend_error_set(TEND_EINVAL, "launch: empty command");
-	if ((rc = launch_env_build(&env, environ, s->passthrough, s->extra)) < 0)
+	if ((rc = env_copy(&env, environ, !s->inherit_env, s->passthrough, s->extra)) < 0)
 		return rc;
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		rc = tend_error_os("launch: pipe");

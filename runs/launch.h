@@ -21,6 +21,8 @@ typedef struct launch_spec {
 	const char *stderr_path;
 	const char *const *passthrough; /* extra variable names let through */
 	const char *const *extra;       /* "NAME=value" set for the child */
+	bool inherit_env;               /* tend's own helpers (never a trainer):
+					 * keep the whole environment */
 } launch_spec;
 
 /* Forks and execs; the child leads a new process group whose id is its

@@ -156,6 +156,9 @@ static int setup(trn_state *s)
 	snprintf(s->fired_path, sizeof s->fired_path, "%s/faults_fired", o->run_dir);
 	s->faults = o->faults;
 	fault_drop_fired(&s->faults, s->fired_path);
+	for (int i = 0; o->no_machine_faults && i < s->faults.n; i++)
+		if (!fault_is_data(s->faults.f[i].kind))
+			s->faults.f[i--] = s->faults.f[--s->faults.n];
 	if ((rc = open_data(s)) < 0 || (rc = gpt_new(&s->g, &o->model, o->seed)) < 0)
 		return rc;
 	size_t n = (size_t)o->batch * (size_t)o->context;
@@ -356,7 +359,7 @@ static int loop(trn_state *s, long first)
 			return rc;
 		if (o->eval_every > 0 && step % o->eval_every == 0)
 			trn__eval(s, step);
-		if (o->checkpoint_every > 0 && step % o->checkpoint_every == 0)
+		if (!o->no_checkpoints && o->checkpoint_every > 0 && step % o->checkpoint_every == 0)
 			trn__checkpoint(s, step);
 		if (act(s, step, &acts))
 			return 0;
@@ -387,7 +390,10 @@ int trn_run(const trn_opts *o)
 	}
 	trn__event(&s, first - 1, "start", s.resumed_from[0] ? s.resumed_from : "fresh start", true);
 	rc = loop(&s, first);
-	if ((rc == 0 || got_int) && s.last_step > 0 && s.last_ckpt != s.last_step)
+	if (rc == 0 && o->eval_every > 0 && s.last_eval != s.last_step && s.last_step > 0)
+		trn__eval(&s, s.last_step); /* every run ends with a validation figure */
+	if ((rc == 0 || got_int) && !o->no_checkpoints && s.last_step > 0 &&
+	    s.last_ckpt != s.last_step)
 		trn__checkpoint(&s, s.last_step);
 	if (rc >= 0)
 		trn__event(&s, s.last_step, "exit", rc == 0 ? "finished" :

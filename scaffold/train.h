@@ -32,6 +32,8 @@ typedef struct trn_opts {
 	long skip_batches;     /* skipped once, right after start/resume */
 	double lr_scale;       /* recovery's LR cut; 1 = none */
 	double heartbeat_s;    /* 0 = no heartbeat thread */
+	bool no_checkpoints;   /* evaluation runs: never write checkpoints */
+	bool no_machine_faults;/* evaluation runs: only data faults apply */
 	long stop_after;       /* stop (as if killed) after this many steps of
 				* this process; 0 = never (for resume tests) */
 	fault_set faults;

@@ -199,6 +199,7 @@ void trn__eval(trn_state *s, long step)
 	}
 	if (n == 0)
 		return;
+	s->last_eval = step;
 	pthread_mutex_lock(&s->mu);
 	fprintf(s->metrics, "{\"type\":\"eval\",\"step\":%ld,\"t\":%.3f", step, trn__now());
 	put_num(s->metrics, "val_loss", sum / n);

@@ -27,6 +27,7 @@ typedef struct trn_state {
 	long data_pos;       /* batches consumed or skipped since step 0 */
 	long last_step;      /* last step completed */
 	long last_ckpt;      /* step of the last checkpoint written */
+	long last_eval;      /* step of the last evaluation */
 	double last_loss, last_grad_norm;
 	double lr_scale;     /* from the options, then from control files */
 	fault_set faults;

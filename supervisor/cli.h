@@ -38,9 +38,10 @@ extern const char *cli_workspace_opt;
  * the lua/ folder of the source tree tend was built from. */
 const char *cli_lua_dir(void);
 
-/* Creates a workspace in dir (see cmd_init.c); writes its absolute path
+/* Creates a workspace in dir (see cmd_init.c) with config_text as its
+ * tend.yaml (NULL: every default, commented); writes its absolute path
  * into abs_out. 0, TEND_EEXISTS (nothing changed) or another code. */
-int cli_init_workspace(const char *dir, char *abs_out, size_t cap);
+int cli_init_workspace(const char *dir, const char *config_text, char *abs_out, size_t cap);
 
 /* Prints "tend: <message>" to stderr with tend_error_last(); returns code. */
 int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -5,13 +5,16 @@
  * store, and the runs folder. Refuses, changing nothing, where any of them
  * already exists; removes what it made when a later part fails.
  */
+#include "audit.h"
 #include "cli.h"
 #include "config.h"
+#include "gate.h"
 #include "fsutil.h"
 #include "patch.h"
 #include "store.h"
 #include "tend.h"
 
+#include <git2.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +22,10 @@
 
 static const char *const parts[] = {"tend.yaml", "scaffold", "tend.db", "runs"};
 
-static int write_config(const char *path)
+static int write_config(const char *path, const char *text)
 {
+	if (text)
+		return fsu_write_atomic(path, text, strlen(text), 0644);
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
@@ -34,16 +39,30 @@ static int write_config(const char *path)
 	return rc;
 }
 
-static int make_store(const char *path, const char *dir)
+static int root_cb(const patch_commit *c, void *ud)
+{
+	git_oid_tostr(ud, GIT_OID_HEXSZ + 1, c->id);
+	return 0;
+}
+
+/* The store, with the audit log's first row: the scaffold's root commit and
+ * the hash of the gates in force, which `tend audit verify` starts from. */
+static int make_store(const char *path, const char *dir, patch_repo *repo)
 {
 	store *st = NULL;
-	int rc = store_open(&st, path, STORE_CREATE);
-	if (rc == 0) {
-		char detail[PATH_MAX + 32];
-		snprintf(detail, sizeof detail, "{\"workspace\":\"%s\"}", dir);
-		rc = store_audit_append(st, "tend", "init", "workspace", detail, NULL);
-	}
+	cfg *c = NULL;
+	char root[GIT_OID_HEXSZ + 1] = "", gates[65], cfgpath[PATH_MAX + 16];
+	int rc;
+	snprintf(cfgpath, sizeof cfgpath, "%s/tend.yaml", dir);
+	if ((rc = cfg_load(&c, cfgpath)) < 0 || (rc = gate_rules_hash(c, gates)) < 0 ||
+	    (rc = patch_log(repo, "main", 1, root_cb, root)) < 0 ||
+	    (rc = store_open(&st, path, STORE_CREATE)) < 0)
+		goto done;
+	rc = audit_log(st, "tend", "init", root, "workspace", dir, "gates_sha256", gates,
+		       (char *)NULL);
+done:
 	store_close(st);
+	cfg_free(c);
 	return rc;
 }
 
@@ -57,24 +76,25 @@ static void undo(const char *dir, int made)
 }
 
 /* Creates the workspace in dir; on failure removes what it made. */
-static int create(const char *dir)
+static int create(const char *dir, const char *config_text)
 {
 	char p[PATH_MAX];
 	patch_repo *repo = NULL;
 	int made = 0, rc;
 	snprintf(p, sizeof p, "%s/tend.yaml", dir);
-	if ((rc = write_config(p)) < 0)
+	if ((rc = write_config(p, config_text)) < 0)
 		goto fail;
 	made++;
 	snprintf(p, sizeof p, "%s/scaffold", dir);
 	if ((rc = patch_repo_init(&repo, p, cli_lua_dir(), "tend")) < 0)
 		goto fail;
-	patch_repo_free(repo);
 	made++;
 	snprintf(p, sizeof p, "%s/tend.db", dir);
-	if ((rc = make_store(p, dir)) < 0)
+	rc = make_store(p, dir, repo);
+	patch_repo_free(repo);
+	made++; /* a half-made store is removed too */
+	if (rc < 0)
 		goto fail;
-	made++;
 	snprintf(p, sizeof p, "%s/runs", dir);
 	if ((rc = fsu_mkdir_p(p, 0755)) < 0)
 		goto fail;
@@ -84,7 +104,7 @@ fail:
 	return rc;
 }
 
-int cli_init_workspace(const char *dir_arg, char *abs_out, size_t cap)
+int cli_init_workspace(const char *dir_arg, const char *config_text, char *abs_out, size_t cap)
 {
 	char dir[PATH_MAX], p[PATH_MAX];
 	int rc;
@@ -98,7 +118,7 @@ int cli_init_workspace(const char *dir_arg, char *abs_out, size_t cap)
 			return tend_error_set(TEND_EEXISTS, "%s already exists: %s is already a "
 					      "workspace (or holds one's parts); nothing changed", p, dir);
 	}
-	if ((rc = create(dir)) < 0)
+	if ((rc = create(dir, config_text)) < 0)
 		return rc;
 	if (abs_out)
 		snprintf(abs_out, cap, "%s", dir);
@@ -112,7 +132,7 @@ static int cmd_init(int argc, char **argv)
 		fprintf(stderr, "usage: tend init [DIR]\n");
 		return CLI_USAGE;
 	}
-	if (cli_init_workspace(argc == 2 ? argv[1] : ".", dir, sizeof dir) < 0) {
+	if (cli_init_workspace(argc == 2 ? argv[1] : ".", NULL, dir, sizeof dir) < 0) {
 		fprintf(stderr, "tend init: %s\n", tend_error_last());
 		return CLI_FAIL;
 	}

@@ -47,7 +47,7 @@ enum {
 	O_RUN_DIR = 256, O_SCAFFOLD, O_STEPS, O_RESUME, O_SKIP, O_LR_SCALE, O_INJECT,
 	O_SEED, O_DATA, O_BATCH, O_CONTEXT, O_LAYERS, O_DMODEL, O_HEADS, O_EXPERTS,
 	O_TOPK, O_MOE_EVERY, O_ACCUM, O_EVAL_EVERY, O_CKPT_EVERY, O_THREADS,
-	O_STOP_AFTER, O_HEARTBEAT,
+	O_STOP_AFTER, O_HEARTBEAT, O_NO_CKPT, O_NO_MACHINE,
 };
 
 static const struct option longopts[] = {
@@ -62,6 +62,7 @@ static const struct option longopts[] = {
 	{"grad-accum", 1, 0, O_ACCUM}, {"eval-every", 1, 0, O_EVAL_EVERY},
 	{"checkpoint-every", 1, 0, O_CKPT_EVERY}, {"threads", 1, 0, O_THREADS},
 	{"stop-after", 1, 0, O_STOP_AFTER}, {"heartbeat", 1, 0, O_HEARTBEAT},
+	{"no-checkpoints", 0, 0, O_NO_CKPT}, {"no-machine-faults", 0, 0, O_NO_MACHINE},
 	{0, 0, 0, 0},
 };
 
@@ -121,6 +122,8 @@ static int parse(int argc, char **argv, trn_opts *o, int *threads)
 			}
 			break;
 		case O_HEARTBEAT: o->heartbeat_s = atof(optarg); break;
+		case O_NO_CKPT: o->no_checkpoints = true; break;
+		case O_NO_MACHINE: o->no_machine_faults = true; break;
 		case O_INJECT:
 			if (fault_add_list(&o->faults, optarg) < 0) {
 				fprintf(stderr, "tend train: --inject: %s\n", tend_error_last());
@@ -210,6 +213,8 @@ const cli_cmd cli_train_cmd = {
 	"  --d-model N  --heads N  --experts N  --top-k N  --moe-every N\n"
 	"  --grad-accum N  --eval-every N  --checkpoint-every N  --threads N\n"
 	"  --heartbeat SECONDS    heartbeat interval (0 = none)\n"
-	"  --stop-after N         stop after N steps of this process (testing)\n",
+	"  --stop-after N         stop after N steps of this process (testing)\n"
+	"  --no-checkpoints       write none (evaluation runs)\n"
+	"  --no-machine-faults    inject only the data faults (evaluation runs)\n",
 	cmd_train,
 };
