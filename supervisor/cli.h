@@ -55,6 +55,10 @@ void cli_usage(FILE *f);
 /* Prints a command's help to f. */
 void cli_print_help(FILE *f, const cli_cmd *cmd);
 
+/* Prints the gate table (baseline, candidate, bound, pass) held in an
+ * evaluation's figures JSON; nothing when it has none. */
+void cli_print_gate_table(const char *figures_json);
+
 /* Writes s as a JSON string literal (quotes and escapes) to f. */
 void cli_json_str(FILE *f, const char *s);
 

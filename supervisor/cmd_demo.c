@@ -89,12 +89,22 @@ static int incident_line(const store_incident *i, void *ud)
 	return 0;
 }
 
-static int proposal_line(const store_proposal *p, void *ud)
+static int gate_table(const store_evaluation *e, void *ud)
 {
 	(void)ud;
+	printf("      evaluation %lld from the same checkpoint, data and seed: %s\n",
+	       (long long)e->id, e->verdict ? e->verdict : "-");
+	cli_print_gate_table(e->figures);
+	return 0;
+}
+
+static int proposal_line(const store_proposal *p, void *ud)
+{
 	printf("    proposal %lld  %-12s %.70s\n", (long long)p->id, p->state, p->diagnosis);
 	if (p->reject_reason && *p->reject_reason)
 		printf("                 (%s)\n", p->reject_reason);
+	if (!strcmp(p->state, "promoted"))
+		store_evaluation_list(ud, p->id, gate_table, NULL);
 	return 0;
 }
 
@@ -133,7 +143,7 @@ static int summary(const char *ws, double secs)
 	puts("  what recovery did:");
 	store_events_read(st, r->id, 0, event_line, NULL);
 	puts("  what the proposer proposed:");
-	store_proposal_list(st, 0, proposal_line, NULL);
+	store_proposal_list(st, 0, proposal_line, st);
 	store_promotion_list(st, 0, count_promotion, &promos);
 	printf("  promotions to main: %d\n", promos);
 	snprintf(path, sizeof path, "%s/tend.yaml", ws);
@@ -174,8 +184,10 @@ static int cmd_demo(int argc, char **argv)
 	}
 	puts("Training a tiny MoE model (2 layers, 4 experts, top-2) with a poisoned\n"
 	     "batch at step 200; watch the supervisor recover and the scaffold evolve.\n");
+	fflush(stdout);
 	double t0 = tend_wall_s();
-	sup_opts o = {.workspace = ws, .name = "demo", .status_line = true};
+	sup_opts o = {.workspace = ws, .name = "demo", .status_line = isatty(2),
+		.print_events = true};
 	int rc = sup_run(&o);
 	if (rc < 0)
 		return cli_fail(CLI_FAIL, "demo");

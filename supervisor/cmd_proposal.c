@@ -170,7 +170,7 @@ static void print_diff(const char *diff, bool colour)
 	}
 }
 
-static void print_gates(const char *figures)
+void cli_print_gate_table(const char *figures)
 {
 	json_doc *d = NULL;
 	if (!figures || json_parse(&d, figures, strlen(figures), NULL) < 0)
@@ -196,7 +196,7 @@ static int show_eval(const store_evaluation *e, void *ud)
 	(void)ud;
 	printf("\nevaluation %lld (%s): %s, verdict %s: %s\n", (long long)e->id, e->stage,
 	       e->state, e->verdict ? e->verdict : "-", e->reason ? e->reason : "");
-	print_gates(e->figures);
+	cli_print_gate_table(e->figures);
 	return 0;
 }
 

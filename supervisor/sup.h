@@ -14,6 +14,7 @@ typedef struct sup_opts {
 	const char *config;     /* tend.yaml to use; NULL = WS/tend.yaml */
 	bool resume;            /* continue run `name` (or the latest run) */
 	bool status_line;       /* draw a live status line on stderr */
+	bool print_events;      /* print each event as a line on stderr */
 	long steps;             /* override run.steps; 0 = config */
 	const char *const *extra_args; /* appended to the trainer's argv */
 } sup_opts;

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "ev.h"
 #include "http.h"
+#include "launch.h"
 #include "lsb.h"
 #include "mline.h"
 #include "mon.h"
@@ -54,6 +55,7 @@ typedef struct sup_restart {
 
 #define SUP_RING 64
 #define SUP_PENDING 32
+#define SUP_ASKED 64
 
 typedef struct sup_pending {
 	int64_t incident;
@@ -91,6 +93,8 @@ typedef struct sup {
 	sup_pending pending[SUP_PENDING];
 	int n_pending;
 	long malformed;
+	bool in_batch;           /* sup__ingest opened the store batch */
+	int batch_rc;            /* why opening it failed */
 	/* accounts */
 	double wall_start;
 	double productive_s;     /* step time of steps still on the timeline */
@@ -105,6 +109,11 @@ typedef struct sup {
 	long acted_step[MON_KIND_COUNT]; /* last step a policy acted per kind */
 	int repeats[MON_KIND_COUNT];
 	double last_status;
+	pid_t propose_pid;       /* the `tend propose` child, 0 = none */
+	int64_t propose_queue[16];
+	int n_propose;
+	struct { int kind; long onset; } asked[SUP_ASKED]; /* causes proposed for */
+	int n_asked;
 } sup;
 
 /* sup_life.c */
@@ -114,6 +123,13 @@ const char *sup__state_name(sup_state st);
 void sup__on_child_exit(sup *s, int status);
 void sup__restart(sup *s);      /* start again now or after backoff */
 void sup__giveup(sup *s, const char *why);
+
+/* sup_lock.c */
+/* True while a trainer of this run holds RUN_DIR/trainer.lock; its pid
+ * (verified to hold the lock) in *pid when not NULL, 0 if none found. */
+bool sup__trainer_alive(sup *s, pid_t *pid);
+/* launch_start with the trainer lock taken for the child. */
+int sup__launch_locked(sup *s, pid_t *pid, const launch_spec *spec);
 
 /* sup_ingest.c */
 int sup__ingest_open(sup *s);
@@ -126,6 +142,15 @@ int sup__policy_open(sup *s);
 void sup__policy_run(sup *s);  /* acts on s->pending */
 int sup__incident_emit(const mon_incident *inc, void *ud);
 int sup__mon_params(mon_params *p, const cfg *c);
+/* The newest checkpoint with step < before whose checksum verifies: its
+ * step, path in path; -1 when none. */
+long sup__find_good(sup *s, long before, char *path, size_t cap);
+
+/* sup_propose.c */
+void sup__propose_queue(sup *s, int64_t incident, const mon_incident *inc);
+bool sup__propose_reaped(sup *s, pid_t pid, int status);
+/* Waits for a running proposal pipeline (the run is ending). */
+void sup__propose_finish(sup *s);
 
 /* sup_status.c */
 void sup__status_line(sup *s, bool final);
@@ -133,5 +158,6 @@ double sup__effective_ratio(const sup *s, double now);
 void sup__account_step(sup *s, long step, double step_time);
 void sup__account_rollback(sup *s, long to_step);
 void sup__event(sup *s, long step, const char *kind, const char *reason);
+void sup__accounts(sup *s); /* the accounts as an "accounts" event */
 
 #endif

@@ -41,9 +41,22 @@ static void start_next(sup *s)
 	sup__event(s, s->last_step, "propose", msg);
 }
 
+/* One proposal per cause: the NaN that makes loss, grad norm and
+ * val_loss incidents at one step is one problem, asked about once. */
+static bool seen_cause(sup *s, const mon_incident *inc)
+{
+	for (int i = 0; i < s->n_asked; i++)
+		if (s->asked[i].kind == (int)inc->kind && s->asked[i].onset == inc->onset_step)
+			return true;
+	int slot = s->n_asked < SUP_ASKED ? s->n_asked++ : (int)(inc->onset_step % SUP_ASKED);
+	s->asked[slot].kind = (int)inc->kind;
+	s->asked[slot].onset = inc->onset_step;
+	return false;
+}
+
 void sup__propose_queue(sup *s, int64_t incident, const mon_incident *inc)
 {
-	if (!s->cfg->proposer.auto_propose || inc->severity < MON_WARNING)
+	if (!s->cfg->proposer.auto_propose || inc->severity < MON_WARNING || seen_cause(s, inc))
 		return;
 	if (s->n_propose < (int)(sizeof s->propose_queue / sizeof s->propose_queue[0]))
 		s->propose_queue[s->n_propose++] = incident;

@@ -16,9 +16,10 @@
 void sup__event(sup *s, long step, const char *kind, const char *reason)
 {
 	store_event_put(s->st, s->run_id, s->attempt, tend_wall_s(), step, kind, reason, NULL);
-	if (!s->o->status_line)
-		return;
-	fprintf(stderr, "\r\033[K[tend] step %ld: %s: %s\n", step, kind, reason);
+	if (s->o->status_line)
+		fprintf(stderr, "\r\033[K[tend] step %ld: %s: %s\n", step, kind, reason);
+	else if (s->o->print_events)
+		fprintf(stderr, "[tend] step %ld: %s: %s\n", step, kind, reason);
 }
 
 void sup__account_step(sup *s, long step, double step_time)
@@ -79,4 +80,22 @@ void sup__status_line(sup *s, bool final)
 		s->total_steps, s->last_loss, s->tokens_per_s, eta,
 		100 * sup__effective_ratio(s, now), open, final ? "\n" : "");
 	fflush(stderr);
+}
+
+/* The run's accounts as an event, so they outlive the supervisor:
+ * effective training time (step time still on the timeline over wall
+ * time), steps lost to recoveries, recoveries. */
+void sup__accounts(sup *s)
+{
+	double now = tend_mono_ns() / 1e9, wall = now - s->wall_start;
+	char msg[256], detail[512];
+	snprintf(msg, sizeof msg, "effective training time %.0f%% (%.1f s of %.1f s), "
+		 "%ld steps lost, %ld recoveries", 100 * sup__effective_ratio(s, now),
+		 s->productive_s, wall, s->lost_steps, s->recoveries);
+	snprintf(detail, sizeof detail, "{\"wall_s\":%.3f,\"productive_s\":%.3f,"
+		 "\"effective\":%.4f,\"lost_steps\":%ld,\"recoveries\":%ld,"
+		 "\"last_step\":%ld}", wall, s->productive_s, sup__effective_ratio(s, now),
+		 s->lost_steps, s->recoveries, s->last_step);
+	store_event_put(s->st, s->run_id, s->attempt, tend_wall_s(), s->last_step, "accounts",
+			msg, detail);
 }
