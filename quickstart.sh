@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 ROOT=$(pwd)
 PKGS="gcc libc6-dev meson ninja-build pkg-config python3 git ca-certificates
       libgit2-dev libsqlite3-dev libyaml-dev libcurl4-openssl-dev liblua5.4-dev
-      libopenblas-dev"
+      libopenblas-dev libmicrohttpd-dev chromium chromium-driver sqlite3"
 
 missing_pkgs() {
 	for p in $PKGS; do
