@@ -32,7 +32,8 @@ typedef enum mon_kind {
 	MON_MOE_DEAD_EXPERT,
 	MON_MOE_ENTROPY_COLLAPSE,
 	MON_MOE_DROPPED,
-	MON_CRASH_OOM,
+	MON_USER,          /* raised by a Lua monitor of the scaffold */
+	MON_CRASH_OOM,     /* the crash kinds stay last: >= MON_CRASH_OOM */
 	MON_CRASH_CUDA,
 	MON_CRASH_NCCL,
 	MON_CRASH_PYTHON,

@@ -15,7 +15,7 @@
 static const char *const kind_names[MON_KIND_COUNT] = {
 	"nonfinite", "loss_spike", "grad_spike", "divergence", "plateau",
 	"stall", "heartbeat", "throughput", "moe_imbalance", "moe_dead_expert",
-	"moe_entropy_collapse", "moe_dropped", "crash_oom", "crash_cuda",
+	"moe_entropy_collapse", "moe_dropped", "user", "crash_oom", "crash_cuda",
 	"crash_nccl", "crash_python", "crash_segfault", "crash_killed",
 	"crash_other",
 };

@@ -74,6 +74,58 @@ static int take_lock(sup *s)
 	return 0;
 }
 
+typedef struct attempt_seen {
+	int n;          /* the last attempt */
+	double ended_t; /* its end, 0 when not recorded */
+	pid_t pid;      /* a live trainer's pid */
+	int n_pid;      /* the attempt that launched it */
+} attempt_seen;
+
+static int attempt_cb(const store_attempt *a, void *ud)
+{
+	attempt_seen *seen = ud;
+	if (a->n > seen->n) {
+		seen->n = a->n;
+		seen->ended_t = a->ended_t;
+	}
+	if (seen->pid > 0 && a->pid == seen->pid)
+		seen->n_pid = a->n;
+	return 0;
+}
+
+/* A resumed run goes on counting its attempts. A trainer that still holds
+ * its lock is adopted and its rows keep its attempt's number (one that a
+ * supervisor launched but died before recording gets its attempt now);
+ * an attempt whose trainer died unseen is closed with its end unknown. */
+static int last_attempt(sup *s)
+{
+	attempt_seen seen = {0};
+	bool alive = sup__trainer_alive(s, &seen.pid);
+	int rc = store_attempt_list(s->st, s->run_id, attempt_cb, &seen);
+	if (rc < 0)
+		return rc;
+	s->attempt = seen.n;
+	if (!alive) {
+		if (seen.n > 0 && seen.ended_t == 0)
+			rc = store_attempt_end(s->st, s->run_id, seen.n, STORE_NONE, STORE_NONE,
+					       tend_wall_s());
+		return rc;
+	}
+	if (seen.pid <= 1)
+		return tend_error_set(TEND_EBUSY, "a trainer of run %s still holds %s/trainer.lock, "
+				      "but no process could be found holding it", s->name,
+				      s->run_dir);
+	s->pid = seen.pid;
+	s->adopted = true;
+	if (seen.n_pid > 0)
+		s->attempt = seen.n_pid;
+	else
+		rc = store_attempt_begin(s->st, &s->attempt, s->run_id, "adopted: launched by a "
+					 "supervisor that died before recording it", NULL, STORE_NONE,
+					 seen.pid, tend_wall_s());
+	return rc;
+}
+
 static int open_run(sup *s)
 {
 	int rc;
@@ -82,11 +134,9 @@ static int open_run(sup *s)
 		if ((rc = store_run_get_by_name(s->st, &r, s->name)) < 0)
 			return tend_error_wrap(rc, "run %s", s->name);
 		s->run_id = r->id;
-		if (r->pid > 0 && launch_alive((pid_t)r->pid)) {
-			s->pid = (pid_t)r->pid;
-			s->adopted = true;
-		}
 		store_run_free(r);
+		if ((rc = last_attempt(s)) < 0)
+			return rc;
 	} else {
 		char *text = NULL;
 		size_t len = 0;
@@ -118,11 +168,14 @@ static void on_signal(ev_loop *l, int sig, void *ud)
 			if (p == s->pid) {
 				s->exit_status = st;
 				sup__dispatch(s, SUP_EV_EXIT);
+			} else {
+				sup__propose_reaped(s, p, st);
 			}
 		}
 	} else if (sig == SIGHUP) {
 		if (s->pid > 0)
 			launch_signal(s->pid, SIGHUP); /* the scaffold changed: reload */
+		sup__user_monitors_open(s);    /* ... and so may have monitors.lua */
 	} else if (sig == SIGUSR2 || (sig == SIGINT && s->state == SUP_STOPPING)) {
 		sup__event(s, s->last_step, "stop", "stop now requested");
 		sup__dispatch(s, SUP_EV_STOP_NOW);
@@ -154,9 +207,13 @@ static long tick_timer(ev_loop *l, void *ud)
 		if (s->n_pending)
 			sup__policy_run(s);
 	}
-	if (s->adopted && s->pid > 0 && !launch_alive(s->pid)) {
-		s->exit_status = s->finished ? 0 : (1 << 8);
-		sup__dispatch(s, SUP_EV_EXIT);
+	if (s->adopted && s->pid > 0 && !sup__trainer_alive(s, NULL)) {
+		/* Not our child: no wait status. Its last lines say whether it
+		 * finished, so read them before judging. */
+		if (sup__ingest(s) >= 0) {
+			s->exit_status = s->finished ? 0 : (1 << 8);
+			sup__dispatch(s, SUP_EV_EXIT);
+		}
 	}
 	sup__status_line(s, false);
 	return TICK_MS;
@@ -183,14 +240,17 @@ static int setup(sup *s)
 	if ((rc = cfg_load(&s->cfg, s->o->config ? s->o->config : path)) < 0)
 		return rc;
 	s->total_steps = s->o->steps > 0 ? s->o->steps : s->cfg->run.steps;
-	snprintf(path, sizeof path, "%s/tend.db", s->ws);
-	if ((rc = store_open(&s->st, path, 0)) < 0 || (rc = take_lock(s)) < 0 ||
-	    (rc = open_run(s)) < 0 || (rc = sup__ingest_open(s)) < 0 ||
-	    (rc = sup__policy_open(s)) < 0)
-		return rc;
+	/* Everything that can refuse the config comes before the run record,
+	 * so a refused start leaves no run behind to block the name. */
 	sup__mon_params(&mp, s->cfg);
 	if ((rc = mon_set_new(&s->mon, &mp)) < 0)
 		return tend_error_wrap(rc, "%s/tend.yaml", s->ws);
+	snprintf(path, sizeof path, "%s/tend.db", s->ws);
+	if ((rc = store_open(&s->st, path, 0)) < 0 || (rc = take_lock(s)) < 0 ||
+	    (rc = sup__policy_open(s)) < 0 || (rc = sup__user_monitors_open(s)) < 0 ||
+	    (rc = open_run(s)) < 0 ||
+	    (rc = sup__ingest_open(s)) < 0)
+		return rc;
 	if ((rc = ev_new(&s->loop)) < 0 || (rc = http_client_new(&s->http, s->loop)) < 0 ||
 	    (rc = alert_new(&s->alerts, s->http, &s->cfg->alerts, 600, on_alert, s)) < 0)
 		return rc;
@@ -215,6 +275,7 @@ static void teardown(sup *s)
 	ev_free(s->loop);
 	mon_set_free(s->mon);
 	lsb_free(s->policy);
+	umon_free(s->umon);
 	sup__ingest_close(s);
 	store_close(s->st);
 	cfg_free(s->cfg);
@@ -258,6 +319,12 @@ static int start_or_adopt(sup *s)
 		return 0;
 	}
 	if (s->o->resume) {
+		/* What the dead trainer wrote belongs to its attempt, not the next. */
+		int rc = sup__ingest(s);
+		if (rc < 0)
+			return rc;
+		if (s->pid > 0 || s->state != SUP_RUNNING)
+			return 0; /* a policy already acted on what it read */
 		strcpy(s->next.resume, "latest");
 		strcpy(s->next.reason, "supervisor resumed: restart from the latest checkpoint");
 	}
@@ -281,8 +348,10 @@ int sup_run(const sup_opts *o)
 		goto done;
 	if ((rc = start_or_adopt(&s)) < 0)
 		goto done;
-	rc = ev_run(s.loop);
+	rc = s.state < SUP_DONE ? ev_run(s.loop) : 0;
+	sup__propose_finish(&s);
 	sup__ingest(&s);
+	sup__accounts(&s);
 	sup__status_line(&s, true);
 	if (rc == 0)
 		rc = s.state == SUP_DONE ? 0 : 1;

@@ -8,6 +8,7 @@
 #include "sup_int.h"
 #include "clock.h"
 #include "tend.h"
+#include "umon.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -54,32 +55,41 @@ void sup__ring_push(sup *s, const char *line, size_t len)
 	s->ring_pos = (s->ring_pos + 1) % SUP_RING;
 }
 
-static void malformed(sup *s, const char *line, size_t len, const char *why)
+/* Every row handler returns 0 or the store's error, which fails the whole
+ * batch: a row that did not make it must not be covered by the offset. */
+static int malformed(sup *s, const char *line, size_t len, const char *why)
 {
 	char buf[600];
 	int n = snprintf(buf, sizeof buf, "%s: %.*s", why, (int)(len > 400 ? 400 : len), line);
 	s->malformed++;
-	store_log_put(s->st, s->run_id, s->attempt, tend_wall_s(), STORE_MALFORMED, buf,
-		      (size_t)(n < (int)sizeof buf ? n : (int)sizeof buf - 1));
+	return store_log_put(s->st, s->run_id, s->attempt, tend_wall_s(), STORE_MALFORMED, buf,
+			     (size_t)(n < (int)sizeof buf ? n : (int)sizeof buf - 1));
 }
 
-static void feed(sup *s, mon_sample_type type)
+/* The monitors refuse a malformed sample (TEND_EINVAL: nothing fed, not
+ * the store's fault); any other code is the incident's store write. */
+static int feed(sup *s, mon_sample_type type)
 {
 	const mline *m = &s->ml;
 	smp_begin(&s->smp, type, (long)m->step, ev_now(s->loop));
 	for (size_t i = 0; i < m->n_metrics; i++)
 		smp_put(&s->smp, m->metrics[i].name, m->metrics[i].value);
-	mon_feed(s->mon, smp_sample(&s->smp), sup__incident_emit, s);
+	umon_add(s->umon, smp_sample(&s->smp));
+	int rc = mon_feed(s->mon, smp_sample(&s->smp), sup__incident_emit, s);
+	return rc == TEND_EINVAL ? 0 : rc;
 }
 
-static void on_step_line(sup *s)
+static int on_step_line(sup *s)
 {
 	const mline *m = &s->ml;
 	double t = isnan(m->t) ? tend_wall_s() : m->t;
 	double step_time = NAN;
+	int rc;
 	for (size_t i = 0; i < m->n_metrics; i++) {
 		const mline_metric *x = &m->metrics[i];
-		store_metric_put(s->st, s->run_id, s->attempt, m->step, x->name, x->value, t);
+		if ((rc = store_metric_put(s->st, s->run_id, s->attempt, m->step, x->name,
+					   x->value, t)) < 0)
+			return rc;
 		if (m->type != MLINE_STEP)
 			continue;
 		if (strcmp(x->name, "step_time_s") == 0)
@@ -95,10 +105,10 @@ static void on_step_line(sup *s)
 		s->last_step = (long)m->step;
 		sup__account_step(s, (long)m->step, step_time);
 	}
-	feed(s, m->type == MLINE_STEP ? MON_SAMPLE_STEP : MON_SAMPLE_EVAL);
+	return feed(s, m->type == MLINE_STEP ? MON_SAMPLE_STEP : MON_SAMPLE_EVAL);
 }
 
-static void on_checkpoint_line(sup *s)
+static int on_checkpoint_line(sup *s)
 {
 	const mline *m = &s->ml;
 	store_checkpoint c = {
@@ -106,48 +116,69 @@ static void on_checkpoint_line(sup *s)
 		.sha256 = m->sha256, .bytes = -1, .t = isnan(m->t) ? tend_wall_s() : m->t,
 		.good = -1,
 	};
-	store_checkpoint_add(s->st, NULL, &c);
-	feed(s, MON_SAMPLE_HEARTBEAT);
+	/* A rolled-back run writes the same checkpoint path again. */
+	int rc = store_checkpoint_add(s->st, NULL, &c);
+	if (rc < 0 && rc != TEND_EEXISTS)
+		return rc;
+	return feed(s, MON_SAMPLE_HEARTBEAT);
 }
 
-static void on_event_line(sup *s, const char *line, size_t len)
+static int on_event_line(sup *s, const char *line, size_t len)
 {
+	int rc;
 	const mline *m = &s->ml;
 	if (m->event && strcmp(m->event, "exit") == 0 && m->message &&
 	    strcmp(m->message, "finished") == 0)
 		s->finished = true;
-	store_event_put(s->st, s->run_id, s->attempt, isnan(m->t) ? tend_wall_s() : m->t,
-			m->step, m->event, m->message ? m->message : "", NULL);
-	store_log_put(s->st, s->run_id, s->attempt, tend_wall_s(), STORE_EVENT, line, len);
-	feed(s, MON_SAMPLE_HEARTBEAT);
+	if ((rc = store_event_put(s->st, s->run_id, s->attempt, isnan(m->t) ? tend_wall_s() : m->t,
+				  m->step, m->event, m->message ? m->message : "", NULL)) < 0 ||
+	    (rc = store_log_put(s->st, s->run_id, s->attempt, tend_wall_s(), STORE_EVENT, line,
+				len)) < 0)
+		return rc;
+	return feed(s, MON_SAMPLE_HEARTBEAT);
+}
+
+/* The batch opens at the first line read, so an idle poll (every 20 ms)
+ * costs a few system calls and no transaction. Nonzero stops the poll. */
+static int open_batch(sup *s)
+{
+	if (s->in_batch)
+		return 0;
+	if ((s->batch_rc = store_batch_begin(s->st)) < 0)
+		return 1;
+	s->in_batch = true;
+	return 0;
+}
+
+/* Keeps the first error and stops the poll; the batch is rolled back. */
+static int failed(sup *s, int rc)
+{
+	if (rc >= 0)
+		return 0;
+	s->batch_rc = rc;
+	return 1;
 }
 
 static int on_metrics(const char *line, size_t len, int64_t end, bool over, void *ud)
 {
 	(void)end;
 	sup *s = ud;
-	if (over) {
-		malformed(s, line, len, "line over 1 MiB");
-		return 0;
-	}
-	if (mline_parse(&s->ml, line, len) < 0) {
-		malformed(s, line, len, tend_error_last());
-		return 0;
-	}
+	if (open_batch(s))
+		return 1;
+	if (over)
+		return failed(s, malformed(s, line, len, "line over 1 MiB"));
+	if (mline_parse(&s->ml, line, len) < 0)
+		return failed(s, malformed(s, line, len, tend_error_last()));
 	switch (s->ml.type) {
 	case MLINE_STEP:
 	case MLINE_EVAL:
-		on_step_line(s);
-		break;
+		return failed(s, on_step_line(s));
 	case MLINE_CHECKPOINT:
-		on_checkpoint_line(s);
-		break;
+		return failed(s, on_checkpoint_line(s));
 	case MLINE_EVENT:
-		on_event_line(s, line, len);
-		break;
+		return failed(s, on_event_line(s, line, len));
 	case MLINE_HEARTBEAT:
-		feed(s, MON_SAMPLE_HEARTBEAT);
-		break;
+		return failed(s, feed(s, MON_SAMPLE_HEARTBEAT));
 	}
 	return 0;
 }
@@ -162,17 +193,18 @@ static int on_log(const char *line, size_t len, int64_t end, bool over, void *ud
 	(void)end;
 	(void)over;
 	log_ctx *c = ud;
-	store_log_put(c->s->st, c->s->run_id, c->s->attempt, tend_wall_s(), c->stream, line, len);
+	if (open_batch(c->s))
+		return 1;
 	sup__ring_push(c->s, line, len);
-	return 0;
+	return failed(c->s, store_log_put(c->s->st, c->s->run_id, c->s->attempt, tend_wall_s(),
+					  c->stream, line, len));
 }
 
 int sup__ingest(sup *s)
 {
 	int rc, n = 0;
 	log_ctx out = {s, STORE_STDOUT}, err = {s, STORE_STDERR};
-	if ((rc = store_batch_begin(s->st)) < 0)
-		return rc;
+	s->batch_rc = 0;
 	rc = tail_poll(s->t_metrics, BATCH_BYTES, on_metrics, s, NULL);
 	n += rc > 0 ? rc : 0;
 	if (rc >= 0) {
@@ -183,10 +215,17 @@ int sup__ingest(sup *s)
 		rc = tail_poll(s->t_err, BATCH_BYTES, on_log, &err, NULL);
 		n += rc > 0 ? rc : 0;
 	}
-	if (rc >= 0 && n > 0 &&
+	if (rc >= 0 && s->batch_rc < 0)
+		rc = s->batch_rc;
+	if (rc >= 0 && s->in_batch)
+		sup__user_monitors(s); /* their incidents join this transaction */
+	if (!s->in_batch)
+		return rc < 0 ? rc : n;
+	if (rc >= 0 &&
 	    (rc = store_offset_set(s->st, s->run_id, s->metrics_path, tail_offset(s->t_metrics))) >= 0 &&
 	    (rc = store_offset_set(s->st, s->run_id, s->out_path, tail_offset(s->t_out))) >= 0)
 		rc = store_offset_set(s->st, s->run_id, s->err_path, tail_offset(s->t_err));
+	s->in_batch = false;
 	if (rc < 0) {
 		store_batch_rollback(s->st);
 		return rc;

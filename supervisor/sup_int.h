@@ -19,6 +19,7 @@
 #include "store.h"
 #include "sup.h"
 #include "tail.h"
+#include "umon.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -73,6 +74,7 @@ typedef struct sup {
 	alert *alerts;
 	mon_set *mon;
 	lsb *policy;
+	umon *umon;             /* the scaffold's monitors.lua, NULL = none */
 	int lock_fd;
 	int64_t run_id;
 	int attempt;
@@ -145,6 +147,10 @@ int sup__mon_params(mon_params *p, const cfg *c);
 /* The newest checkpoint with step < before whose checksum verifies: its
  * step, path in path; -1 when none. */
 long sup__find_good(sup *s, long before, char *path, size_t cap);
+
+/* sup_umon.c */
+int sup__user_monitors_open(sup *s);
+void sup__user_monitors(sup *s);
 
 /* sup_propose.c */
 void sup__propose_queue(sup *s, int64_t incident, const mon_incident *inc);
