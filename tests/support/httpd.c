@@ -16,6 +16,8 @@
  *   /hang/...      reads the request, never answers
  *   /trickle/...   200, then one byte every 200 ms for a minute
  *   /big/...       200 with a 50 MB body
+ *   /hdr/NAME/...  as /seq/NAME, and the request's head (request line and
+ *                  headers) is appended to DIR/headers.log
  * Every request is appended to DIR/requests.log as one line:
  *   METHOD PATH BODYLEN\t<body with newlines escaped>
  */
@@ -108,6 +110,20 @@ static void log_request(const char *method, const char *path, const char *body, 
 	fclose(f);
 }
 
+/* The request head as it came, for tests that check headers. */
+static void log_head(const char *head, size_t len)
+{
+	char lp[512];
+	snprintf(lp, sizeof lp, "%s/headers.log", dir);
+	FILE *f = fopen(lp, "a");
+	if (!f)
+		return;
+	flock(fileno(f), LOCK_EX);
+	fwrite(head, 1, len, f);
+	fputs("\r\n\r\n", f);
+	fclose(f);
+}
+
 static void serve_file(int fd, const char *name)
 {
 	char path[512], *body = NULL, *st = NULL;
@@ -164,6 +180,8 @@ static void scenario(int fd, const char *path)
 			send_all(fd, "x", 1);
 			usleep(200000);
 		}
+	} else if (strcmp(seg, "hdr") == 0) {
+		serve_seq(fd, arg);
 	} else if (strcmp(seg, "big") == 0) {
 		size_t n = 50u << 20;
 		char *b = malloc(n);
@@ -208,6 +226,8 @@ static void handle(int fd)
 	}
 	body[clen] = '\0';
 	log_request(method, path, body, clen);
+	if (strncmp(path, "/hdr/", 5) == 0)
+		log_head(req, (size_t)(end - req));
 	free(body);
 	scenario(fd, path);
 }
