@@ -250,6 +250,8 @@ typedef struct store_incident {
 	const char *evidence;  /* JSON, from the first observation */
 	double resolved_t;
 	const char *resolution;
+	const char *label;     /* "real", "false", or NULL: not judged yet */
+	const char *label_by;  /* who judged it: a person, or "evaluation" */
 } store_incident;
 
 /* Opens an incident, or folds the observation into the run's open incident
@@ -264,6 +266,9 @@ int store_incident_upsert(store *s, int64_t *out_id, int *out_new,
 int store_incident_resolve(store *s, int64_t id, double t,
 			   const char *resolution);
 int store_incident_get(store *s, store_incident **out, int64_t id);
+/* Records a verdict on incident id: label "real" or "false", by whom.
+ * TEND_ENOTFOUND for no such incident, TEND_EINVAL for another label. */
+int store_incident_label(store *s, int64_t id, const char *label, const char *by);
 void store_incident_free(store_incident *i);
 /* Incidents of run (0: all runs) in state (NULL: any), oldest first. */
 typedef int (*store_incident_cb)(const store_incident *i, void *ud);

@@ -6,13 +6,15 @@
  */
 #include "store_int.h"
 
+#include <string.h>
+
 #define NCOLS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* ---- incidents -------------------------------------------------------- */
 
 #define INC_COLS "id, run_id, kind, severity, signature, onset_step, " \
 	"last_step, first_t, last_t, count, state, summary, evidence, " \
-	"resolved_t, resolution"
+	"resolved_t, resolution, label, label_by"
 
 static const store__col inc_cols[] = {
 	STORE__COL(STORE__I64, store_incident, id, 0),
@@ -30,6 +32,8 @@ static const store__col inc_cols[] = {
 	STORE__COL(STORE__TEXT, store_incident, evidence, 0),
 	STORE__COL(STORE__DBL, store_incident, resolved_t, 0),
 	STORE__COL(STORE__TEXT, store_incident, resolution, 0),
+	STORE__COL(STORE__TEXT, store_incident, label, 0),
+	STORE__COL(STORE__TEXT, store_incident, label_by, 0),
 };
 
 #define SEV_RANK(x) "(CASE " x " WHEN 'critical' THEN 3 " \
@@ -108,6 +112,25 @@ int store_incident_resolve(store *s, int64_t id, double t,
 	if (rc == TEND_ENOTFOUND)
 		return tend_error_set(rc, "%s: no open incident with id %lld",
 				      s->path, (long long)id);
+	return rc;
+}
+
+int store_incident_label(store *s, int64_t id, const char *label, const char *by)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = store__write_ready(s);
+	if (!label || (strcmp(label, "real") && strcmp(label, "false")))
+		return tend_error_set(TEND_EINVAL, "incident label must be \"real\" or "
+				      "\"false\", got \"%s\"", label ? label : "");
+	if (rc || (rc = store__stmt(s, STORE__ST_INC_LABEL,
+			"UPDATE incidents SET label = ?2, label_by = ?3 WHERE id = ?1", &st)) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	store__bind_text(st, 2, label);
+	store__bind_text(st, 3, by);
+	rc = store__exec_one(s, st, "labelling an incident");
+	if (rc == TEND_ENOTFOUND)
+		return tend_error_set(rc, "%s: no incident with id %lld", s->path, (long long)id);
 	return rc;
 }
 

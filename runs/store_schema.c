@@ -205,8 +205,16 @@ static const char v1[] =
 "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit\n"
 "  BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;\n";
 
+/* v2: a person's (or a past evaluation's) verdict on an incident, which
+ * judging a patch to the monitors by replay needs: real incidents must
+ * still be found, false ones must not come back. */
+static const char v2[] =
+"ALTER TABLE incidents ADD COLUMN label TEXT CHECK (label IN ('real', 'false'));\n"
+"ALTER TABLE incidents ADD COLUMN label_by TEXT;\n";
+
 const char *const store__migrations[] = {
 	v1,
+	v2,
 };
 
 const int store__schema_version =
