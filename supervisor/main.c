@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "tend.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,32 +39,42 @@ static int take_workspace(int *argc, char **argv)
 	return 0;
 }
 
-/* libgomp reads OMP_WAIT_POLICY once, as it loads. Its default lets idle
- * threads spin at barriers and take the core their partner needs: the CPU
- * trainer ran at 37% of peak instead of 59% on two cores. So `tend train`
- * re-executes itself with passive waiting, unless the user chose. */
-static void passive_openmp(char **argv)
+/* Thread settings are read once, as the libraries load, so they are set by
+ * re-executing. OpenBLAS starts a pool of threads at load with the default
+ * signal mask: one of them can then take the SIGTERM meant for the
+ * supervisor's signalfd and kill it; the trainer splits matmuls over its
+ * own OpenMP threads anyway, so the pool has one thread. libgomp's default
+ * lets idle threads spin at barriers and take the core their partner
+ * needs (the CPU trainer ran at 37% of peak instead of 59% on two cores),
+ * so `tend train` waits passively, unless the user chose. */
+static void tune_threads(char **argv)
 {
-	if (getenv("OMP_WAIT_POLICY"))
-		return;
+	bool train = false, changed = false;
 	for (int i = 1; argv[i]; i++) {
 		if (!strcmp(argv[i], "--workspace") || !strcmp(argv[i], "-W")) {
 			i++;
 			continue;
 		}
-		if (argv[i][0] == '-')
-			continue;
-		if (strcmp(argv[i], "train") != 0)
-			return;
-		setenv("OMP_WAIT_POLICY", "passive", 1);
-		execv("/proc/self/exe", argv);
-		return; /* exec failed: train with the default policy */
+		if (argv[i][0] != '-') {
+			train = !strcmp(argv[i], "train");
+			break;
+		}
 	}
+	if (!getenv("OPENBLAS_NUM_THREADS")) {
+		setenv("OPENBLAS_NUM_THREADS", "1", 1);
+		changed = true;
+	}
+	if (train && !getenv("OMP_WAIT_POLICY")) {
+		setenv("OMP_WAIT_POLICY", "passive", 1);
+		changed = true;
+	}
+	if (changed)
+		execv("/proc/self/exe", argv); /* on failure: go on as we are */
 }
 
 int main(int argc, char **argv)
 {
-	passive_openmp(argv);
+	tune_threads(argv);
 	if (take_workspace(&argc, argv) < 0)
 		return CLI_USAGE;
 	if (argc < 2) {
