@@ -134,6 +134,28 @@ void gate_judge(gate_verdict *out, const cfg_gates *g, const gate_figures *base,
 		snprintf(out->reason, sizeof out->reason, "every gate passed");
 }
 
+void gate_judge_replay(gate_verdict *out, const gate_replay *r)
+{
+	memset(out, 0, sizeof *out);
+	out->pass = true;
+	gate_row *f = row(out, "real_found");
+	snprintf(f->baseline, sizeof f->baseline, "%d/%d", r->found_base, r->real);
+	snprintf(f->candidate, sizeof f->candidate, "%d/%d", r->found_cand, r->real);
+	snprintf(f->bound, sizeof f->bound, "every incident labelled real, in %d runs", r->runs);
+	f->pass = true;
+	if (r->found_cand < r->real)
+		fail(out, f, "the candidate's monitors miss an incident labelled real");
+	gate_row *p = row(out, "false_pos");
+	snprintf(p->baseline, sizeof p->baseline, "%d", r->fp_base);
+	snprintf(p->candidate, sizeof p->candidate, "%d", r->fp_cand);
+	snprintf(p->bound, sizeof p->bound, "<= %d on %d clean runs", r->fp_base, r->clean_runs);
+	p->pass = true;
+	if (r->fp_cand > r->fp_base)
+		fail(out, p, "more false positives on clean runs");
+	if (out->pass)
+		snprintf(out->reason, sizeof out->reason, "every gate passed");
+}
+
 int gate_rules_hash(const cfg *c, char out[65])
 {
 	char h[3][65], all[3 * 65];

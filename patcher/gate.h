@@ -46,6 +46,21 @@ typedef struct gate_verdict {
 void gate_judge(gate_verdict *out, const cfg_gates *g, const gate_figures *base,
 		const gate_figures *cand, double noise_sd);
 
+/* What replaying the recorded runs through the baseline's and the
+ * candidate's monitors found, for a patch to the supervisor's own files
+ * (monitors.lua, policies.lua, playbook.lua, prompts). */
+typedef struct gate_replay {
+	int runs;                  /* runs replayed */
+	int real;                  /* incidents labelled real in them */
+	int found_base, found_cand; /* of those, found again by each side */
+	int fp_base, fp_cand;      /* warning+ incidents on clean runs */
+	int clean_runs;            /* runs with no incident labelled real */
+} gate_replay;
+
+/* Every real incident must still be found; false positives on clean runs
+ * must not rise. */
+void gate_judge_replay(gate_verdict *out, const gate_replay *r);
+
 /* The hash that binds a verdict to the rules it used: SHA-256 over the
  * gates and evaluation sections and proposer.allowed_paths. */
 int gate_rules_hash(const cfg *c, char out[65]);

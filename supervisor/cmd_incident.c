@@ -129,8 +129,39 @@ static int show(store *s, int64_t id, bool json)
 	return rc;
 }
 
+/* `tend incident label ID real|false`: a person's verdict, which judging a
+ * patch to the monitors by replay relies on. */
+static int label(int argc, char **argv)
+{
+	char ws[PATH_MAX], path[PATH_MAX + 16], *end;
+	store *s = NULL;
+	if (argc != 4 || (strcmp(argv[3], "real") && strcmp(argv[3], "false"))) {
+		fprintf(stderr, "usage: tend incident label ID real|false\n");
+		return CLI_USAGE;
+	}
+	long long id = strtoll(argv[2], &end, 10);
+	if (end == argv[2] || *end || id <= 0) {
+		fprintf(stderr, "tend incident label: expected an incident id, got '%s'\n", argv[2]);
+		return CLI_USAGE;
+	}
+	if (cli_workspace(ws, sizeof ws) < 0)
+		return cli_fail(CLI_USAGE, "incident label");
+	snprintf(path, sizeof path, "%s/tend.db", ws);
+	const char *who = getenv("USER");
+	int rc = store_open(&s, path, 0);
+	if (rc == 0)
+		rc = store_incident_label(s, id, argv[3], who && *who ? who : "human");
+	store_close(s);
+	if (rc < 0)
+		return cli_fail(CLI_FAIL, "incident label");
+	printf("incident %lld labelled %s\n", id, argv[3]);
+	return CLI_OK;
+}
+
 static int cmd_incident(int argc, char **argv)
 {
+	if (argc >= 2 && !strcmp(argv[1], "label"))
+		return label(argc, argv);
 	static const struct option lo[] = {{"json", 0, 0, 'j'}, {0, 0, 0, 0}};
 	char ws[PATH_MAX], *end;
 	bool json = false;
@@ -159,12 +190,17 @@ static int cmd_incident(int argc, char **argv)
 
 const cli_cmd cli_incident_cmd = {
 	"incident", "show one incident in full, with its evidence",
-	"usage: tend incident show ID [--json]\n\n"
+	"usage: tend incident show ID [--json]\n"
+	"       tend incident label ID real|false\n\n"
 	"Shows incident ID: kind, severity, state, run, signature, onset and\n"
 	"last step and time, observations, summary, resolution, and its\n"
 	"evidence: the figures that tripped the detector and the metric window\n"
 	"it saw, as a table of (step, value) and a sparkline (! marks NaN or\n"
 	"an infinity); then the proposals the incident prompted.\n\n"
-	"  --json   one JSON object with every field; evidence as JSON\n",
+	"  --json   one JSON object with every field; evidence as JSON\n\n"
+	"label records whether the incident was real or a false positive: a\n"
+	"patch to the monitors is judged by replaying the recorded runs, and\n"
+	"must still find every incident labelled real without raising more\n"
+	"false positives on clean runs. A promoted fix labels its incident real.\n",
 	cmd_incident,
 };

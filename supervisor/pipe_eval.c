@@ -9,7 +9,9 @@
 #include "fsutil.h"
 #include "gate.h"
 #include "json.h"
+#include "replay.h"
 #include "sup_int.h"
+#include "umon.h"
 #include "tend.h"
 
 #include <git2.h>
@@ -226,6 +228,172 @@ static int judge(pipe_ws *w, const store_proposal *p, int64_t eval_id, const cha
 	return rc < 0 ? rc : v.pass;
 }
 
+/* ---- patches to the supervisor's own files: judged by replay ------------ */
+
+/* True when the diff changes a file the trainer reads (scaffold.lua, or
+ * anything it imports): those need an A/B training run. */
+static bool touches_trainer(const char *diff)
+{
+	for (const char *l = diff; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (strncmp(l, "+++ b/", 6) && strncmp(l, "--- a/", 6))
+			continue;
+		const char *name = l + 6;
+		size_t n = strcspn(name, "\n");
+		static const char *const supervisor_files[] = {
+			"monitors.lua", "policies.lua", "playbook.lua", "prompts/",
+		};
+		bool theirs = false;
+		for (size_t i = 0; i < 4; i++)
+			theirs |= !strncmp(name, supervisor_files[i], strlen(supervisor_files[i]));
+		if (!theirs && !(n == 9 && !strncmp(name, "/dev/null", 9)))
+			return true;
+	}
+	return false;
+}
+
+typedef struct label_ctx {
+	int64_t ids[64];
+	long onset[64];
+	char sig[64][MON_SIG_MAX];
+	int n;
+} label_ctx;
+
+static int take_real(const store_incident *i, void *ud)
+{
+	label_ctx *c = ud;
+	if (!i->label || strcmp(i->label, "real") || c->n == 64)
+		return 0;
+	c->onset[c->n] = (long)i->onset_step;
+	snprintf(c->sig[c->n], MON_SIG_MAX, "%s", i->signature);
+	c->ids[c->n++] = i->id;
+	return 0;
+}
+
+/* Replays one run with the monitors.lua of dir (fresh state per run). */
+static int replay_with(rpl_result *r, pipe_ws *w, int64_t run, const char *dir,
+		       const mon_params *mp)
+{
+	umon *u = NULL;
+	int rc = w->cfg->monitors.lua.enabled ? umon_open(&u, dir) : 0;
+	if (rc == 0) {
+		rpl_opts ro = {.params = mp, .user = u};
+		rc = rpl_store(r, w->st, run, &ro);
+	}
+	umon_free(u);
+	return rc;
+}
+
+static int found(const rpl_result *r, const char *sig, long onset)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (!strcmp(r->v[i].first.signature, sig) &&
+		    labs(r->v[i].first.onset_step - onset) <= 50)
+			return 1;
+	return 0;
+}
+
+static int warnings(const rpl_result *r)
+{
+	int n = 0;
+	for (size_t i = 0; i < r->n; i++)
+		n += r->v[i].severity >= MON_WARNING;
+	return n;
+}
+
+static int replay_run(pipe_ws *w, const store_run *run, const eval_plan *pl,
+		      const mon_params *mp, gate_replay *g)
+{
+	label_ctx lc = {.n = 0};
+	rpl_result base = {0}, cand = {0};
+	int rc;
+	store_incident_list(w->st, run->id, NULL, take_real, &lc);
+	if ((rc = replay_with(&base, w, run->id, pl->base_dir, mp)) == 0 &&
+	    (rc = replay_with(&cand, w, run->id, pl->cand_dir, mp)) == 0) {
+		g->runs++;
+		g->real += lc.n;
+		for (int i = 0; i < lc.n; i++) {
+			g->found_base += found(&base, lc.sig[i], lc.onset[i]);
+			g->found_cand += found(&cand, lc.sig[i], lc.onset[i]);
+		}
+		if (lc.n == 0) {
+			g->clean_runs++;
+			g->fp_base += warnings(&base);
+			g->fp_cand += warnings(&cand);
+		}
+	}
+	rpl_result_free(&base);
+	rpl_result_free(&cand);
+	return rc;
+}
+
+static char *replay_json(const gate_replay *g, const gate_verdict *v)
+{
+	jbuf b;
+	jbuf_init(&b);
+	jbuf_obj_open(&b);
+	jbuf_key(&b, "mode");
+	jbuf_str(&b, "replay");
+	const char *k[] = {"runs", "real", "found_base", "found_cand", "fp_base", "fp_cand",
+			   "clean_runs"};
+	int val[] = {g->runs, g->real, g->found_base, g->found_cand, g->fp_base, g->fp_cand,
+		     g->clean_runs};
+	for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+		jbuf_key(&b, k[i]);
+		jbuf_int(&b, val[i]);
+	}
+	jbuf_key(&b, "verdict");
+	gate_verdict_json(v, &b);
+	jbuf_obj_close(&b);
+	char *s = strdup(jbuf_cstr(&b, NULL));
+	jbuf_free(&b);
+	return s;
+}
+
+/* Judges a patch to the monitors, policies, playbook or prompts by
+ * replaying every recorded run (evaluation arms excepted) through the
+ * baseline's and the candidate's monitors. */
+static int judge_replay(pipe_ws *w, const store_proposal *p, int64_t eval_id, const char *gates)
+{
+	eval_plan pl;
+	gate_replay g = {0};
+	gate_verdict v;
+	mon_params mp;
+	store_run *runs = NULL;
+	size_t n = 0;
+	char ev[24];
+	int rc;
+	memset(&pl, 0, sizeof pl);
+	snprintf(pl.dir, sizeof pl.dir, "%s/runs/proposal-%lld", w->ws, (long long)p->id);
+	snprintf(pl.base_dir, sizeof pl.base_dir, "%s/scaffold-main", pl.dir);
+	snprintf(pl.cand_dir, sizeof pl.cand_dir, "%s/scaffold-candidate", pl.dir);
+	fsu_rm_rf(pl.base_dir);
+	fsu_rm_rf(pl.cand_dir);
+	if ((rc = fsu_mkdir_p(pl.dir, 0755)) < 0 ||
+	    (rc = patch_materialize(w->repo, "main", pl.base_dir)) < 0 ||
+	    (rc = patch_materialize(w->repo, p->branch, pl.cand_dir)) < 0 ||
+	    (rc = store_run_list(w->st, &runs, &n)) < 0)
+		return rc;
+	sup__mon_params(&mp, w->cfg);
+	pipe__say(w, "proposal %lld changes the supervisor's files: replaying %zu recorded runs",
+		  (long long)p->id, n);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (strncmp(runs[i].name, "eval-", 5) != 0)
+			rc = replay_run(w, &runs[i], &pl, &mp, &g);
+	store_run_list_free(runs, n);
+	if (rc < 0)
+		return rc;
+	gate_judge_replay(&v, &g);
+	print_table(w, &v);
+	char *fig = replay_json(&g, &v);
+	rc = store_evaluation_finish(w->st, eval_id, "done", v.pass ? "pass" : "fail", v.reason,
+				     fig ? fig : "{}", gates, 0);
+	free(fig);
+	snprintf(ev, sizeof ev, "evaluation:%lld", (long long)eval_id);
+	audit_log(w->st, "gates", "evaluation_finished", ev, "verdict", v.pass ? "pass" : "fail",
+		  "reason", v.reason, "gates_sha256", gates, (char *)NULL);
+	return rc < 0 ? rc : v.pass;
+}
+
 int pipe_evaluate(const pipe_opts *o, int64_t proposal)
 {
 	pipe_ws w;
@@ -242,8 +410,9 @@ int pipe_evaluate(const pipe_opts *o, int64_t proposal)
 	}
 	if ((rc = gate_rules_hash(w.cfg, gates)) < 0)
 		goto done;
-	store_evaluation e = {.proposal_id = proposal, .stage = "short", .state = "running",
-		.gates_sha256 = gates};
+	bool ab = touches_trainer(p->diff);
+	store_evaluation e = {.proposal_id = proposal, .stage = ab ? "short" : "replay",
+		.state = "running", .gates_sha256 = gates};
 	if ((rc = store_evaluation_insert(w.st, &eval_id, &e)) < 0)
 		goto done;
 	snprintf(subj, sizeof subj, "evaluation:%lld", (long long)eval_id);
@@ -251,7 +420,7 @@ int pipe_evaluate(const pipe_opts *o, int64_t proposal)
 	audit_log(w.st, "gates", "evaluation_started", subj, "proposal", pid, "gates_sha256", gates,
 		  (char *)NULL);
 	store_proposal_set_state(w.st, proposal, "evaluating", NULL);
-	rc = judge(&w, p, eval_id, gates);
+	rc = ab ? judge(&w, p, eval_id, gates) : judge_replay(&w, p, eval_id, gates);
 	if (rc < 0) {
 		store_evaluation_finish(w.st, eval_id, "error", "fail", tend_error_last(), "{}",
 					gates, 0);
@@ -340,6 +509,17 @@ static int check_promotable(pipe_ws *w, const store_proposal *p, const char *by,
 	return 0;
 }
 
+/* A fix that passed its evaluation and reached main says its incident was
+ * real: replay-judged patches to the monitors must keep finding it. A
+ * person's label is never overridden. */
+static void label_real(pipe_ws *w, int64_t incident)
+{
+	store_incident *i = NULL;
+	if (incident > 0 && store_incident_get(w->st, &i, incident) == 0 && !i->label)
+		store_incident_label(w->st, incident, "real", "evaluation");
+	store_incident_free(i);
+}
+
 int pipe_promote(const pipe_opts *o, int64_t proposal, const char *by, char *merged_out)
 {
 	pipe_ws w;
@@ -378,6 +558,7 @@ int pipe_promote(const pipe_opts *o, int64_t proposal, const char *by, char *mer
 			    "promotion", prom, "gates_sha256", le.gates, (char *)NULL)) < 0)
 		goto done;
 	store_proposal_set_state(w.st, proposal, "promoted", NULL);
+	label_real(&w, p->incident_id);
 	pipe__say(&w, "proposal %lld promoted: main is now %.12s", (long long)proposal, merged);
 	if (merged_out)
 		snprintf(merged_out, GIT_OID_HEXSZ + 1, "%s", merged);
