@@ -56,6 +56,14 @@ int fault_add(fault_set *s, const char *spec)
 	} else if (spec[used]) {
 		return tend_error_set(TEND_EINVAL, "fault '%s': unexpected '%s'", spec, spec + used);
 	}
+	/* raise() refuses a number that is no signal, and the trainer cannot
+	 * sleep a negative time: both would leave the fault silently undone */
+	if (k == FAULT_CRASH && (arg != (double)(int)arg || arg > 64))
+		return tend_error_set(TEND_EINVAL, "fault '%s': the signal must be a whole "
+				      "number from 1 to 64", spec);
+	if (k == FAULT_SLOW && arg < 1)
+		return tend_error_set(TEND_EINVAL, "fault '%s': the slowdown must be at least 1",
+				      spec);
 	s->f[s->n++] = (fault){(fault_kind)k, step, arg};
 	return 0;
 }

@@ -159,6 +159,12 @@ static int setup(trn_state *s)
 	for (int i = 0; o->no_machine_faults && i < s->faults.n; i++)
 		if (!fault_is_data(s->faults.f[i].kind))
 			s->faults.f[i--] = s->faults.f[--s->faults.n];
+	/* the scaffold first: it is quick to load and the likeliest to be
+	 * broken, so a bad one is reported before any data is generated
+	 * (scf_open's message names the directory) */
+	trn_scaffold_commit(o->scaffold_dir, s->commit, sizeof s->commit);
+	if ((rc = scf_open(&s->scf, o->scaffold_dir, NULL)) < 0)
+		return rc;
 	if ((rc = open_data(s)) < 0 || (rc = gpt_new(&s->g, &o->model, o->seed)) < 0)
 		return rc;
 	size_t n = (size_t)o->batch * (size_t)o->context;
@@ -166,9 +172,6 @@ static int setup(trn_state *s)
 	s->targets = malloc(n * sizeof *s->targets);
 	if (!s->inputs || !s->targets)
 		return tend_error_set(TEND_ENOMEM, "train: out of memory");
-	trn_scaffold_commit(o->scaffold_dir, s->commit, sizeof s->commit);
-	if ((rc = scf_open(&s->scf, o->scaffold_dir, NULL)) < 0)
-		return tend_error_wrap(rc, "scaffold %s", o->scaffold_dir);
 	snprintf(path, sizeof path, "%s/%s", o->run_dir, o->metrics_file);
 	return trn__metrics_open(s, path);
 }
@@ -191,7 +194,11 @@ static void machine_faults(trn_state *s, long step)
 	if ((f = fault_at(&s->faults, FAULT_CRASH, step))) {
 		fault_mark_fired(f, s->fired_path);
 		trn__event(s, step, "fault", "crash", true);
+		/* the default action, even for a signal the trainer handles
+		 * (crash@S:15 must not become a clean SIGTERM stop) */
+		signal((int)f->arg, SIG_DFL);
 		raise((int)f->arg);
+		_exit(128 + (int)f->arg); /* a signal whose default is to ignore */
 	}
 	if ((f = fault_at(&s->faults, FAULT_OOM, step))) {
 		fault_mark_fired(f, s->fired_path);
@@ -315,9 +322,14 @@ static void read_control(trn_state *s, long step)
 	unlink(path);
 }
 
-/* Acts on what the scaffold's on_step returned. 1 = stop. */
-static int act(trn_state *s, long step, const scf_actions *a)
+/* After a step: what the scaffold's on_step asked for (but stop), then
+ * the scheduled eval and checkpoint. The skip comes first so that a
+ * checkpoint of this step holds the data position after it: a run resumed
+ * from that checkpoint steps over the same batches as an unbroken one.
+ * --no-checkpoints holds for the scaffold's checkpoint requests too. */
+static void after_step(trn_state *s, long step, const scf_actions *a)
 {
+	const trn_opts *o = s->o;
 	if (a->skip > 0) {
 		loader_skip(s->train, a->skip);
 		s->data_pos += a->skip;
@@ -325,9 +337,11 @@ static int act(trn_state *s, long step, const scf_actions *a)
 		snprintf(msg, sizeof msg, "scaffold skipped %ld batches", (long)a->skip);
 		trn__event(s, step, "skip", msg, true);
 	}
-	if (a->checkpoint)
+	if (o->eval_every > 0 && step % o->eval_every == 0)
+		trn__eval(s, step);
+	bool due = o->checkpoint_every > 0 && step % o->checkpoint_every == 0;
+	if (!o->no_checkpoints && (due || a->checkpoint))
 		trn__checkpoint(s, step);
-	return a->stop ? 1 : 0;
 }
 
 static int loop(trn_state *s, long first)
@@ -357,11 +371,8 @@ static int loop(trn_state *s, long first)
 		trn__metrics_step(s, step, &out);
 		if ((rc = trn__on_step(s, step, &out, &acts)) < 0)
 			return rc;
-		if (o->eval_every > 0 && step % o->eval_every == 0)
-			trn__eval(s, step);
-		if (!o->no_checkpoints && o->checkpoint_every > 0 && step % o->checkpoint_every == 0)
-			trn__checkpoint(s, step);
-		if (act(s, step, &acts))
+		after_step(s, step, &acts);
+		if (acts.stop)
 			return 0;
 		if (o->stop_after > 0 && ++done_here >= o->stop_after)
 			return 1;
@@ -392,7 +403,9 @@ int trn_run(const trn_opts *o)
 	rc = loop(&s, first);
 	if (rc == 0 && o->eval_every > 0 && s.last_eval != s.last_step && s.last_step > 0)
 		trn__eval(&s, s.last_step); /* every run ends with a validation figure */
-	if ((rc == 0 || got_int) && !o->no_checkpoints && s.last_step > 0 &&
+	/* not after an error: a step that failed half-way has moved the data
+	 * cursor past the last step's, and the checkpoint would not resume */
+	if ((rc == 0 || (rc > 0 && got_int)) && !o->no_checkpoints && s.last_step > 0 &&
 	    s.last_ckpt != s.last_step)
 		trn__checkpoint(&s, s.last_step);
 	if (rc >= 0)

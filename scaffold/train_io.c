@@ -296,6 +296,9 @@ static int load_ckpt(trn_state *s, const char *path, long *first)
 	s->data_pos = atol(dp);
 	*first = ckpt_step(c) + 1;
 	s->last_ckpt = s->last_step = ckpt_step(c);
+	pthread_mutex_lock(&s->mu); /* the heartbeat thread is already running */
+	s->hb_step = s->last_step;  /* a heartbeat names the last step done */
+	pthread_mutex_unlock(&s->mu);
 	s->last_loss = s->last_grad_norm = 0;
 	snprintf(s->resumed_from, sizeof s->resumed_from, "resumed from %s", path);
 done:
