@@ -9,6 +9,7 @@
 #include "fsutil.h"
 #include "lsb.h"
 #include "propose.h"
+#include "propose_int.h"
 #include "scf.h"
 #include "sha256.h"
 #include "sup.h"
@@ -20,6 +21,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *const denied[] = {"tend.yaml", "gates*", "*.yaml", ".git*", "sandbox*"};
 
@@ -115,6 +117,40 @@ done:
 	return rc;
 }
 
+static bool is_dir(const char *path, const struct dirent *e)
+{
+	struct stat sb;
+	if (e->d_type != DT_UNKNOWN)
+		return e->d_type == DT_DIR;
+	return lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* Loads every .lua file under dir/rel but scaffold.lua, folders included:
+ * the allowed paths may open one (the hooks folder by default), and a file
+ * there must not reach main unchecked. */
+static int check_tree(const char *dir, const char *rel)
+{
+	char path[PATH_MAX], sub[PATH_MAX], full[PATH_MAX * 2];
+	int rc = 0;
+	snprintf(path, sizeof path, "%s%s%s", dir, *rel ? "/" : "", rel);
+	DIR *d = opendir(path);
+	if (!d)
+		return tend_error_os("%s", path);
+	for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+		size_t n = strlen(e->d_name);
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+		snprintf(full, sizeof full, "%s/%s", dir, sub);
+		if (is_dir(full, e))
+			rc = check_tree(dir, sub);
+		else if (n >= 5 && !strcmp(e->d_name + n - 4, ".lua") && strcmp(sub, "scaffold.lua"))
+			rc = load_and_selftest(dir, sub);
+	}
+	closedir(d);
+	return rc;
+}
+
 int pipe__static_check(const char *dir)
 {
 	scf *s = NULL;
@@ -122,19 +158,7 @@ int pipe__static_check(const char *dir)
 	scf_free(s);
 	if (rc < 0)
 		return rc;
-	DIR *d = opendir(dir);
-	if (!d)
-		return tend_error_os("%s", dir);
-	for (struct dirent *e; (e = readdir(d));) {
-		size_t n = strlen(e->d_name);
-		if (n < 5 || strcmp(e->d_name + n - 4, ".lua") != 0 ||
-		    strcmp(e->d_name, "scaffold.lua") == 0)
-			continue;
-		if ((rc = load_and_selftest(dir, e->d_name)) < 0)
-			break;
-	}
-	closedir(d);
-	return rc;
+	return check_tree(dir, "");
 }
 
 /* ---- proposing -------------------------------------------------------------- */
@@ -249,6 +273,20 @@ static int validate(pipe_ws *w, int64_t id, int64_t incident, const prop_result 
 	return 1;
 }
 
+/* The API key goes into the request header only (docs/proposals.md). An
+ * endpoint that echoes it back in its answer must not get it stored in
+ * tend.db, committed on a branch or printed: it is scrubbed from every
+ * text of the result before anything else sees it. */
+static int scrub_key(prop_result *r, const cfg_proposer *p)
+{
+	const char *key = p->api_key_env && *p->api_key_env ? getenv(p->api_key_env) : NULL;
+	char **f[] = {&r->diagnosis, &r->diff, &r->rationale, &r->expected_effect};
+	int rc = 0;
+	for (size_t i = 0; key && rc == 0 && i < sizeof f / sizeof f[0]; i++)
+		rc = prop__scrub(f[i], key);
+	return rc;
+}
+
 static int ask(pipe_ws *w, prop_result *r, int64_t incident)
 {
 	prop_ctx *ctx = NULL;
@@ -262,6 +300,8 @@ static int ask(pipe_ws *w, prop_result *r, int64_t incident)
 	prop_budget_init(&budget, &w->cfg->proposer);
 	snprintf(dir, sizeof dir, "%s/scaffold", w->ws);
 	rc = prop_ask(r, &w->cfg->proposer, ctx, dir, &budget);
+	if (rc == 0)
+		rc = scrub_key(r, &w->cfg->proposer);
 	prop_ctx_free(ctx);
 	return rc;
 }
