@@ -23,6 +23,7 @@ typedef struct launch_spec {
 	const char *const *extra;       /* "NAME=value" set for the child */
 	bool inherit_env;               /* tend's own helpers (never a trainer):
 					 * keep the whole environment */
+	int nice;                       /* > 0: lower the child's priority */
 } launch_spec;
 
 /* Forks and execs; the child leads a new process group whose id is its
