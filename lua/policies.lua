@@ -10,10 +10,13 @@
 --   NaN / Inf          -> stop before another checkpoint, roll back, skip
 --   divergence         -> roll back and lower the learning rate
 --   hang / stall       -> SIGTERM, grace, SIGKILL, restart from the latest
---   crash              -> restart with exponential backoff, capped per hour,
---                         then stop and alert
+--   crash              -> restart with exponential backoff
 --   slowdown           -> alert, then restart if it persists
 --   MoE collapse       -> roll back to before the onset
+-- Every restart and rollback counts against recovery.max_restarts_per_hour
+-- (tend.yaml): past it the run stops and a human is alerted, so a fault
+-- that comes back after each restart (a hang at the same step, NaN after
+-- NaN) does not loop forever.
 local P = {}
 P.api = 1
 
@@ -23,7 +26,7 @@ P.api = 1
 --       rollback_steps, skip_batches, lr_cut, cooldown_steps}}
 -- returns {action = "none"|"alert"|"skip"|"lower_lr"|"rollback"|"restart"
 --          |"stop", skip = N, lr_scale = x, reason = "..."}
-function P.decide(inc, ctx)
+local function ladder(inc, ctx)
   local r = ctx.recovery
   local k = inc.kind
   if k == "loss_spike" or k == "grad_spike" then
@@ -45,9 +48,6 @@ function P.decide(inc, ctx)
   elseif k == "stall" or k == "heartbeat" then
     return {action = "restart", reason = "no progress: restart from the latest checkpoint"}
   elseif k:sub(1, 6) == "crash_" then
-    if ctx.restarts_last_hour >= r.max_restarts_per_hour then
-      return {action = "stop", reason = "too many restarts in the last hour: giving up"}
-    end
     return {action = "restart", reason = "crashed: restart with backoff"}
   elseif k == "throughput" then
     if ctx.repeats == 0 then
@@ -63,6 +63,15 @@ function P.decide(inc, ctx)
   return {action = "none", reason = "informational"}
 end
 
+function P.decide(inc, ctx)
+  local d = ladder(inc, ctx)
+  if (d.action == "restart" or d.action == "rollback")
+      and ctx.restarts_last_hour >= ctx.recovery.max_restarts_per_hour then
+    return {action = "stop", reason = "too many restarts in the last hour: giving up"}
+  end
+  return d
+end
+
 function P.selftest()
   local ctx = {repeats = 0, restarts_last_hour = 0,
                recovery = {max_restarts_per_hour = 6, rollback_steps = 100,
@@ -71,6 +80,9 @@ function P.selftest()
   assert(P.decide({kind = "nonfinite"}, ctx).action == "rollback")
   ctx.restarts_last_hour = 6
   assert(P.decide({kind = "crash_oom"}, ctx).action == "stop")
+  assert(P.decide({kind = "stall"}, ctx).action == "stop")
+  assert(P.decide({kind = "nonfinite"}, ctx).action == "stop")
+  assert(P.decide({kind = "loss_spike"}, ctx).action == "skip")
   return true
 end
 

@@ -8,29 +8,63 @@
 #include "sup.h"
 #include "tend.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-/* Forks a daemon; the parent reports and returns, the child goes on. */
-static int detach(const char *ws, const char *name, bool *is_child)
+/* The parent of a daemon: waits until the daemon says its trainer runs
+ * ("ok\n" on the pipe) or fails (its error message, or nothing, then
+ * EOF), so a refused start is an error here, not a line in a log. */
+static int wait_ready(int fd, pid_t pid, const char *name)
+{
+	char buf[1024];
+	size_t len = 0;
+	ssize_t n;
+	while (len < sizeof buf - 1 && !memchr(buf, '\n', len) &&
+	       ((n = read(fd, buf + len, sizeof buf - 1 - len)) > 0 || (n < 0 && errno == EINTR)))
+		len += n > 0 ? (size_t)n : 0;
+	buf[len] = '\0';
+	close(fd);
+	if (strcmp(buf, "ok\n") != 0) {
+		waitpid(pid, NULL, 0);
+		return tend_error_set(TEND_ERROR, "%s", len ? buf : "the supervisor exited "
+				      "before its trainer started");
+	}
+	printf("tend: supervising run %s in the background (pid %d); "
+	       "`tend status`, `tend attach`, `tend stop`\n", name, (int)pid);
+	return 0;
+}
+
+/* Forks a daemon; the parent reports and returns, the child goes on with
+ * *ready_fd to tell the parent how its start went. */
+static int detach(const char *ws, const char *name, bool *is_child, int *ready_fd)
 {
 	char log[PATH_MAX];
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) /* the trainer must not inherit it */
+		return tend_error_os("pipe");
 	pid_t pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
 		return tend_error_os("fork");
+	}
 	if (pid > 0) {
 		*is_child = false;
-		printf("tend: supervising run %s in the background (pid %d); "
-		       "`tend status`, `tend attach`, `tend stop`\n", name, (int)pid);
-		return 0;
+		close(p[1]);
+		return wait_ready(p[0], pid, name);
 	}
 	*is_child = true;
+	close(p[0]);
+	*ready_fd = p[1];
+	signal(SIGPIPE, SIG_IGN); /* a late error to a parent that has gone */
 	setsid();
 	snprintf(log, sizeof log, "%s/runs/supervisor-%s.log", ws, name);
 	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -96,7 +130,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (det) {
 		o.status_line = false;
-		if (detach(ws, name, &child) < 0)
+		if (detach(ws, name, &child, &o.ready_fd) < 0)
 			return cli_fail(CLI_FAIL, "run --detach");
 		if (!child)
 			return CLI_OK;
@@ -104,8 +138,15 @@ static int cmd_run(int argc, char **argv)
 	int rc = sup_run(&o);
 	if (rc < 0) {
 		fprintf(stderr, "tend run: %s\n", tend_error_last());
-		return rc == TEND_EINVAL ? CLI_USAGE : CLI_FAIL;
+		if (o.ready_fd > 0) { /* the parent is still waiting: tell it why */
+			ssize_t w = write(o.ready_fd, tend_error_last(), strlen(tend_error_last()));
+			(void)w;
+		}
 	}
+	if (o.ready_fd > 0)
+		close(o.ready_fd);
+	if (rc < 0)
+		return rc == TEND_EINVAL ? CLI_USAGE : CLI_FAIL;
 	return rc == 0 ? CLI_OK : CLI_FAIL;
 }
 

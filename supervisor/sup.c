@@ -348,6 +348,10 @@ int sup_run(const sup_opts *o)
 		goto done;
 	if ((rc = start_or_adopt(&s)) < 0)
 		goto done;
+	if (o->ready_fd > 0) {
+		ssize_t w = write(o->ready_fd, "ok\n", 3);
+		(void)w; /* the parent reads EOF as a failure either way */
+	}
 	rc = s.state < SUP_DONE ? ev_run(s.loop) : 0;
 	sup__propose_finish(&s);
 	sup__ingest(&s);

@@ -17,6 +17,8 @@ typedef struct sup_opts {
 	bool print_events;      /* print each event as a line on stderr */
 	long steps;             /* override run.steps; 0 = config */
 	const char *const *extra_args; /* appended to the trainer's argv */
+	int ready_fd;           /* > 0: "ok\n" is written to it once the
+				 * trainer runs (for --detach); not closed */
 } sup_opts;
 
 /* Supervises one run to its end. Returns 0 when the run finished, 1 when

@@ -303,11 +303,30 @@ static void build_env(sup *s, argv_buf *e)
 	arg(e, argf(e, "TEND_SCAFFOLD_DIR=%s/scaffold", s->ws));
 }
 
+/* "latest" becomes the newest good checkpoint here rather than in the
+ * trainer, so the attempt records where it starts and the monitors know
+ * which steps the restart repeats. */
+static void resolve_latest(sup *s)
+{
+	char path[PATH_MAX];
+	if (strcmp(s->next.resume, "latest") != 0)
+		return;
+	long step = sup__find_good(s, LONG_MAX, path, sizeof path);
+	if (step >= 0) {
+		snprintf(s->next.resume, sizeof s->next.resume, "%s", path);
+		s->next.from_step = step;
+	} else {
+		s->next.resume[0] = '\0'; /* nothing to resume: a fresh start */
+		s->next.from_step = 0;
+	}
+}
+
 int sup__start_trainer(sup *s)
 {
 	argv_buf a = {0}, e = {0};
 	pid_t pid;
 	int rc;
+	resolve_latest(s);
 	const cfg_strlist *cmd = &s->cfg->run.command;
 	if (cmd->n == 0) {
 		if ((rc = build_intree(s, &a)) < 0)
@@ -323,10 +342,16 @@ int sup__start_trainer(sup *s)
 		.passthrough = (const char *const *)s->cfg->run.env_passthrough.v,
 		.extra = e.v,
 	};
-	if ((rc = launch_start(&pid, &spec)) < 0)
+	if ((rc = sup__launch_locked(s, &pid, &spec)) < 0)
 		return rc;
 	s->pid = pid;
 	s->finished = false;
+	if (s->next.from_step >= 0) {
+		/* The steps after from_step are done again: lost to the restart. */
+		if (s->last_step > s->next.from_step)
+			s->lost_steps += s->last_step - s->next.from_step;
+		mon_reset_after_restart(s->mon, s->next.from_step);
+	}
 	store_attempt_begin(s->st, &s->attempt, s->run_id,
 			    s->next.reason[0] ? s->next.reason : "start",
 			    s->next.resume[0] ? s->next.resume : NULL, s->next.from_step,

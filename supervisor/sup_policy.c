@@ -49,6 +49,10 @@ int sup__mon_params(mon_params *p, const cfg *c)
 	p->throughput.window = (int)m->throughput.window;
 	p->throughput.drop_ratio = m->throughput.drop_ratio;
 	p->throughput.patience = (int)m->throughput.patience;
+	/* tend.yaml has no throughput warm-up: the detector's default (20)
+	 * would refuse any window under it, which the config allows. */
+	if (p->throughput.warmup > p->throughput.window)
+		p->throughput.warmup = p->throughput.window;
 	p->moe.on = m->moe.enabled;
 	p->moe.max_over_mean = m->moe.max_over_mean;
 	p->moe.dead_share = m->moe.dead_fraction;
@@ -76,6 +80,8 @@ int sup__incident_emit(const mon_incident *inc, void *ud)
 		return rc;
 	if (s->n_pending < SUP_PENDING)
 		s->pending[s->n_pending++] = (sup_pending){id, *inc};
+	if (is_new)
+		sup__propose_queue(s, id, inc);
 	return 0;
 }
 
@@ -226,7 +232,7 @@ static int write_control(sup *s, const char *text)
 }
 
 /* The newest checkpoint before `before` whose checksum verifies. */
-static long find_good(sup *s, long before, char *path, size_t cap)
+long sup__find_good(sup *s, long before, char *path, size_t cap)
 {
 	char dir[PATH_MAX + 16];
 	snprintf(dir, sizeof dir, "%s/checkpoints", s->run_dir);
@@ -245,9 +251,9 @@ static void rollback(sup *s, const mon_incident *inc, const decision *d)
 	long onset = inc->onset_step >= 0 ? inc->onset_step : s->last_step;
 	long target = onset - s->cfg->recovery.rollback_steps;
 	char path[PATH_MAX];
-	long step = find_good(s, target + 1, path, sizeof path);
+	long step = sup__find_good(s, target + 1, path, sizeof path);
 	if (step < 0)
-		step = find_good(s, onset, path, sizeof path);
+		step = sup__find_good(s, onset, path, sizeof path);
 	memset(&s->next, 0, sizeof s->next);
 	if (step >= 0)
 		snprintf(s->next.resume, sizeof s->next.resume, "%s", path);
@@ -255,8 +261,7 @@ static void rollback(sup *s, const mon_incident *inc, const decision *d)
 	s->next.skip = d->skip;
 	snprintf(s->next.reason, sizeof s->next.reason, "%s: %s", mon_kind_name(inc->kind), d->reason);
 	s->lr_scale *= d->lr_scale;
-	long lost = s->last_step - s->next.from_step;
-	s->lost_steps += lost > 0 ? lost : 0;
+	long lost = s->last_step - s->next.from_step; /* counted when it starts */
 	char msg[PATH_MAX + 256];
 	snprintf(msg, sizeof msg, "roll back to step %ld (%s), skip %ld batches, lr scale %g; "
 		 "%ld steps lost", s->next.from_step, step >= 0 ? path : "no good checkpoint: "
@@ -326,8 +331,12 @@ static bool cooling(sup *s, const mon_incident *inc)
 	bool crash = inc->kind >= MON_CRASH_OOM;
 	if (crash || last < 0)
 		return false;
-	if (inc->last_step - last > 10 * cd)
-		s->repeats[inc->kind] = 0; /* long quiet: back to the first rung */
+	/* A condition that began long after the last action starts again on
+	 * the first rung; one that persists (a re-emission keeps its onset)
+	 * climbs, however long it has lasted. */
+	long onset = inc->onset_step >= 0 ? inc->onset_step : inc->last_step;
+	if (onset - last > 10 * cd)
+		s->repeats[inc->kind] = 0;
 	return inc->last_step >= last && inc->last_step - last < cd;
 }
 
