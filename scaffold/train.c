@@ -300,8 +300,14 @@ static void read_control(trn_state *s, long step)
 {
 	char path[PATH_MAX], line[128], msg[256];
 	got_usr1 = 0;
+	char taken[PATH_MAX + 8];
 	snprintf(path, sizeof path, "%s/control", s->o->run_dir);
-	FILE *f = fopen(path, "r");
+	snprintf(taken, sizeof taken, "%s.taken", path);
+	/* Take the file first: a new one the supervisor writes meanwhile is
+	 * left for the next SIGUSR1 instead of being deleted unread. */
+	if (rename(path, taken) < 0)
+		return;
+	FILE *f = fopen(taken, "r");
 	if (!f)
 		return;
 	while (fgets(line, sizeof line, f)) {
@@ -319,7 +325,7 @@ static void read_control(trn_state *s, long step)
 		}
 	}
 	fclose(f);
-	unlink(path);
+	unlink(taken);
 }
 
 /* After a step: what the scaffold's on_step asked for (but stop), then
