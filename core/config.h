@@ -105,6 +105,7 @@ typedef struct cfg_proposer {
 	double temperature, timeout_s, deadline_s;
 	char *api_key_env; /* the NAME of the variable holding the key */
 	int64_t max_requests, max_tokens, max_response_bytes;
+	int64_t run_max_requests, run_max_tokens; /* the budget of one run */
 } cfg_proposer;
 
 typedef struct cfg_evaluation {

@@ -348,6 +348,10 @@ static const cfg_key keys[] = {
 	    "Output tokens one request may ask for."),
 	INT("proposer.max_response_bytes", C(proposer.max_response_bytes), 1024, 1073741824,
 	    "1048576", "Largest response body accepted."),
+	INT("proposer.run_max_requests", C(proposer.run_max_requests), 1, 1000000, "64",
+	    "Requests all proposals for one run may make together."),
+	INT("proposer.run_max_tokens", C(proposer.run_max_tokens), 1, 1000000000, "1000000",
+	    "Tokens (input + output) all proposals for one run may use together."),
 
 	INT("evaluation.steps", C(evaluation.steps), 1, BIG, "300",
 	    "Steps of each short run, candidate and baseline alike."),

@@ -287,19 +287,77 @@ static int scrub_key(prop_result *r, const cfg_proposer *p)
 	return rc;
 }
 
+/* The budget of one run: what every proposal for its incidents spent,
+ * kept in RUN_DIR/proposer-usage ("requests tokens"), so separate
+ * `tend propose` processes share it. */
+typedef struct run_budget {
+	char path[PATH_MAX];
+	int64_t requests, tokens;
+} run_budget;
+
+static int budget_open(pipe_ws *w, int64_t incident, run_budget *rb, prop_budget *b)
+{
+	const cfg_proposer *p = &w->cfg->proposer;
+	store_incident *inc = NULL;
+	store_run *run = NULL;
+	memset(rb, 0, sizeof *rb);
+	prop_budget_init(b, p);
+	if (store_incident_get(w->st, &inc, incident) == 0 &&
+	    store_run_get(w->st, &run, inc->run_id) == 0 && run->workdir)
+		snprintf(rb->path, sizeof rb->path, "%s/proposer-usage", run->workdir);
+	store_run_free(run);
+	store_incident_free(inc);
+	if (!rb->path[0])
+		return 0;
+	FILE *f = fopen(rb->path, "r");
+	if (f) {
+		long long rq = 0, tk = 0;
+		if (fscanf(f, "%lld %lld", &rq, &tk) == 2) {
+			rb->requests = rq;
+			rb->tokens = tk;
+		}
+		fclose(f);
+	}
+	int64_t left_rq = p->run_max_requests - rb->requests;
+	int64_t left_tk = p->run_max_tokens - rb->tokens;
+	if (left_rq <= 0 || left_tk <= 0)
+		return tend_error_set(TEND_EBUSY, "the run's proposer budget is spent: %lld requests "
+				      "and %lld tokens used (proposer.run_max_requests %lld, "
+				      "run_max_tokens %lld)", (long long)rb->requests,
+				      (long long)rb->tokens, (long long)p->run_max_requests,
+				      (long long)p->run_max_tokens);
+	if (b->max_requests == 0 || left_rq < b->max_requests)
+		b->max_requests = left_rq;
+	b->max_tokens = left_tk;
+	return 0;
+}
+
+static void budget_close(const run_budget *rb, const prop_budget *b)
+{
+	char text[64];
+	if (!rb->path[0] || (b->requests == 0 && b->tokens == 0))
+		return;
+	int n = snprintf(text, sizeof text, "%lld %lld\n", (long long)(rb->requests + b->requests),
+			 (long long)(rb->tokens + b->tokens));
+	fsu_write_atomic(rb->path, text, (size_t)n, 0644);
+}
+
 static int ask(pipe_ws *w, prop_result *r, int64_t incident)
 {
 	prop_ctx *ctx = NULL;
 	prop_budget budget;
+	run_budget rb;
 	char dir[PATH_MAX + 16];
 	const cfg_strlist *allowed = &w->cfg->proposer.allowed_paths;
 	prop_ctx_opts co = {.allowed = (const char *const *)allowed->v, .n_allowed = allowed->n};
-	int rc = prop_ctx_build(&ctx, w->st, w->repo, incident, &co);
+	int rc = budget_open(w, incident, &rb, &budget);
 	if (rc < 0)
 		return rc;
-	prop_budget_init(&budget, &w->cfg->proposer);
+	if ((rc = prop_ctx_build(&ctx, w->st, w->repo, incident, &co)) < 0)
+		return rc;
 	snprintf(dir, sizeof dir, "%s/scaffold", w->ws);
 	rc = prop_ask(r, &w->cfg->proposer, ctx, dir, &budget);
+	budget_close(&rb, &budget);
 	if (rc == 0)
 		rc = scrub_key(r, &w->cfg->proposer);
 	prop_ctx_free(ctx);

@@ -31,7 +31,7 @@ trainer: {layers: 1, d_model: 32, heads: 2, context: 32, experts: 4, top_k: 2,
           batch: 4, threads: 1, inject: ["nan@25"]}
 monitors: {plateau: {enabled: false}}
 proposer: {kind: openai, auto: false, endpoint: "http://127.0.0.1:$port/file/answer",
-           model: "test-model", deadline_s: 20}
+           model: "test-model", deadline_s: 20, run_max_requests: 2}
 gates: {human_approval: false}
 YAML
 "$TEND" audit accept-gates --reason "test configuration" >/dev/null
@@ -79,6 +79,12 @@ check "noisy monitor patch fails the gates" \
 check "reason names false positives" \
   "sqlite3 tend.db 'select reject_reason from proposals where id=2' | grep -q 'more false positives'"
 check "main moved only once" "[ \$(git -C scaffold rev-list --count $main0..main) -eq 2 ]"
+# The run's budget (proposer.run_max_requests: 2) is spent: no request.
+sent=$(wc -l < "$T/srv/requests.log")
+"$TEND" propose 1 >"$T/p3.log" 2>&1
+check "third proposal refused: budget spent" "grep -q \"the run's proposer budget is spent: 2 requests\" \"$T/p3.log\""
+check "no request sent over budget" "[ \$(wc -l < \"$T/srv/requests.log\") -eq $sent ]"
+check "budget refusal audited" "sqlite3 tend.db \"select count(*) from audit where action='proposer_failed'\" | grep -qx 1"
 check "audit verify passes" "\"$TEND\" audit verify >/dev/null 2>&1"
 
 echo "tt: $pass passed, $fail failed"
