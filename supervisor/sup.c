@@ -189,7 +189,7 @@ static long ingest_timer(ev_loop *l, void *ud)
 {
 	(void)l;
 	sup *s = ud;
-	int rc = sup__ingest(s);
+	int rc = sup__ingest_tick(s);
 	if (rc < 0) {
 		sup__event(s, s->last_step, "store_error", tend_error_last());
 		fprintf(stderr, "tend: ingest failed: %s\n", tend_error_last());
@@ -204,8 +204,8 @@ static long tick_timer(ev_loop *l, void *ud)
 	sup *s = ud;
 	if (s->state == SUP_RUNNING && s->pid > 0) {
 		mon_tick(s->mon, ev_now(l), sup__incident_emit, s);
-		if (s->n_pending)
-			sup__policy_run(s);
+		if (s->n_pending) /* commit what the incident joined, then act */
+			sup__ingest(s);
 	}
 	if (s->adopted && s->pid > 0 && !sup__trainer_alive(s, NULL)) {
 		/* Not our child: no wait status. Its last lines say whether it

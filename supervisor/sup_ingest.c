@@ -200,7 +200,8 @@ static int on_log(const char *line, size_t len, int64_t end, bool over, void *ud
 					  c->stream, line, len));
 }
 
-int sup__ingest(sup *s)
+/* Reads what is new in the three files into the open store batch. */
+static int ingest_read(sup *s, int *lines)
 {
 	int rc, n = 0;
 	log_ctx out = {s, STORE_STDOUT}, err = {s, STORE_STDERR};
@@ -217,10 +218,18 @@ int sup__ingest(sup *s)
 	}
 	if (rc >= 0 && s->batch_rc < 0)
 		rc = s->batch_rc;
-	if (rc >= 0 && s->in_batch)
+	if (rc >= 0 && s->in_batch && n > 0)
 		sup__user_monitors(s); /* their incidents join this transaction */
+	*lines = n;
+	return rc;
+}
+
+/* Commits the batch with the offsets it was read up to, then lets the
+ * policies act on what it raised. */
+static int ingest_commit(sup *s, int rc)
+{
 	if (!s->in_batch)
-		return rc < 0 ? rc : n;
+		return rc;
 	if (rc >= 0 &&
 	    (rc = store_offset_set(s->st, s->run_id, s->metrics_path, tail_offset(s->t_metrics))) >= 0 &&
 	    (rc = store_offset_set(s->st, s->run_id, s->out_path, tail_offset(s->t_out))) >= 0)
@@ -232,7 +241,28 @@ int sup__ingest(sup *s)
 	}
 	if ((rc = store_batch_commit(s->st)) < 0)
 		return rc;
+	s->last_commit = ev_now(s->loop);
 	if (s->n_pending > 0)
 		sup__policy_run(s);
-	return n;
+	return 0;
+}
+
+int sup__ingest(sup *s)
+{
+	int n, rc = ingest_read(s, &n);
+	rc = ingest_commit(s, rc);
+	return rc < 0 ? rc : n;
+}
+
+/* The timer's ingest: reads every tick, so incidents are found within one
+ * period, but commits at most every SUP_COMMIT_S unless an incident waits
+ * for its policy: a commit per tick was most of the supervisor's own cost. */
+int sup__ingest_tick(sup *s)
+{
+	int n, rc = ingest_read(s, &n);
+	if (rc >= 0 && s->in_batch && s->n_pending == 0 && s->state == SUP_RUNNING &&
+	    ev_now(s->loop) - s->last_commit < SUP_COMMIT_S)
+		return n; /* the batch stays open: rows and offsets commit together */
+	rc = ingest_commit(s, rc);
+	return rc < 0 ? rc : n;
 }

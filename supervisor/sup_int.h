@@ -57,6 +57,7 @@ typedef struct sup_restart {
 #define SUP_RING 64
 #define SUP_PENDING 32
 #define SUP_ASKED 64
+#define SUP_COMMIT_S 0.25
 
 typedef struct sup_pending {
 	int64_t incident;
@@ -96,6 +97,7 @@ typedef struct sup {
 	int n_pending;
 	long malformed;
 	bool in_batch;           /* sup__ingest opened the store batch */
+	double last_commit;      /* monotonic time of the last batch commit */
 	int batch_rc;            /* why opening it failed */
 	/* accounts */
 	double wall_start;
@@ -136,7 +138,8 @@ int sup__launch_locked(sup *s, pid_t *pid, const launch_spec *spec);
 /* sup_ingest.c */
 int sup__ingest_open(sup *s);
 void sup__ingest_close(sup *s);
-int sup__ingest(sup *s);      /* one batch; returns lines read or < 0 */
+int sup__ingest(sup *s);      /* read and commit now */
+int sup__ingest_tick(sup *s); /* read; commit when due or an incident waits */
 void sup__ring_push(sup *s, const char *line, size_t len);
 
 /* sup_policy.c */
