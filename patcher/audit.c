@@ -64,15 +64,12 @@ static void problem(ctx *c, const char *fmt, ...)
 		c->fn(buf, c->ud);
 }
 
-static void detail_str(const char *json, const char *key, char *out, size_t cap)
+static void str_of(const json_val *obj, const char *key, char *out, size_t cap)
 {
-	json_doc *d = NULL;
 	const char *v = NULL;
 	out[0] = '\0';
-	if (json && json_parse(&d, json, strlen(json), NULL) == 0 &&
-	    json_get_str(json_root(d), key, &v) == 0)
+	if (json_get_str(obj, key, &v) == 0)
 		snprintf(out, cap, "%s", v);
-	json_doc_free(d);
 }
 
 static int collect(const store_audit_row *r, void *ud)
@@ -91,11 +88,16 @@ static int collect(const store_audit_row *r, void *ud)
 	memset(w, 0, sizeof *w);
 	snprintf(w->action, sizeof w->action, "%s", r->action);
 	snprintf(w->subject, sizeof w->subject, "%s", r->subject ? r->subject : "");
-	detail_str(r->detail, "gates_sha256", w->gates, sizeof w->gates);
-	detail_str(r->detail, "promotion", num, sizeof num);
-	w->promotion = atoll(num);
-	detail_str(r->detail, "evaluation", num, sizeof num);
-	w->evaluation = atoll(num);
+	json_doc *d = NULL;
+	if (r->detail && json_parse(&d, r->detail, strlen(r->detail), NULL) == 0) {
+		const json_val *o = json_root(d);
+		str_of(o, "gates_sha256", w->gates, sizeof w->gates);
+		str_of(o, "promotion", num, sizeof num);
+		w->promotion = atoll(num);
+		str_of(o, "evaluation", num, sizeof num);
+		w->evaluation = atoll(num);
+	}
+	json_doc_free(d);
 	return 0;
 }
 

@@ -80,6 +80,12 @@ void ev_free(ev_loop *l)
 	if (!l)
 		return;
 	if (l->sigfd >= 0) {
+		/* A signal that came after the last turn has no loop left to act
+		 * on it: drop it, or unblocking would deliver it with its default
+		 * action (SIGHUP, SIGTERM: death) to a process that is finishing. */
+		struct timespec zero = {0, 0};
+		while (sigtimedwait(&l->sigmask, NULL, &zero) > 0)
+			;
 		close(l->sigfd);
 		sigprocmask(SIG_UNBLOCK, &l->sigmask, NULL);
 	}

@@ -29,6 +29,22 @@ typedef struct eval_plan {
 	int64_t run_id;
 } eval_plan;
 
+/* Writes main's and the candidate's scaffold trees into the proposal's
+ * evaluation folder, fresh. */
+static int materialize(pipe_ws *w, const store_proposal *p, eval_plan *pl)
+{
+	int rc;
+	snprintf(pl->dir, sizeof pl->dir, "%s/runs/proposal-%lld", w->ws, (long long)p->id);
+	snprintf(pl->base_dir, sizeof pl->base_dir, "%s/scaffold-main", pl->dir);
+	snprintf(pl->cand_dir, sizeof pl->cand_dir, "%s/scaffold-candidate", pl->dir);
+	fsu_rm_rf(pl->base_dir);
+	fsu_rm_rf(pl->cand_dir);
+	if ((rc = fsu_mkdir_p(pl->dir, 0755)) < 0 ||
+	    (rc = patch_materialize(w->repo, "main", pl->base_dir)) < 0)
+		return rc;
+	return patch_materialize(w->repo, p->branch, pl->cand_dir);
+}
+
 /* The same good checkpoint the recovery would roll back to: the newest one
  * before the incident's onset whose checksum verifies. */
 static int plan(pipe_ws *w, const store_proposal *p, eval_plan *pl)
@@ -59,16 +75,7 @@ static int plan(pipe_ws *w, const store_proposal *p, eval_plan *pl)
 	store_run_free(run);
 	if (!pl->data[0])
 		snprintf(pl->data, sizeof pl->data, "%s", w->cfg->trainer.data);
-	snprintf(pl->dir, sizeof pl->dir, "%s/runs/proposal-%lld", w->ws, (long long)p->id);
-	snprintf(pl->base_dir, sizeof pl->base_dir, "%s/scaffold-main", pl->dir);
-	snprintf(pl->cand_dir, sizeof pl->cand_dir, "%s/scaffold-candidate", pl->dir);
-	fsu_rm_rf(pl->base_dir);
-	fsu_rm_rf(pl->cand_dir);
-	if ((rc = fsu_mkdir_p(pl->dir, 0755)) < 0 ||
-	    (rc = patch_materialize(w->repo, "main", pl->base_dir)) < 0 ||
-	    (rc = patch_materialize(w->repo, p->branch, pl->cand_dir)) < 0)
-		return rc;
-	return 0;
+	return materialize(w, p, pl);
 }
 
 static void progress(int n, const eval_arm *arms, const long *step, const double *loss,
@@ -208,14 +215,11 @@ static int judge(pipe_ws *w, const store_proposal *p, int64_t eval_id, const cha
 	record_arms(w, eval_id, arms, n, pl.dir, ids);
 	store_evaluation_set_runs(w->st, eval_id, ids[0], ids[1]);
 	gate_verdict v;
-	double sd = noise_sd(n > 2 ? f : f, n > 2 ? n - 1 : 1);
-	if (n > 2) { /* the baseline and its repeats, not the candidate */
-		gate_figures base[8];
-		base[0] = f[0];
-		for (int i = 2; i < n; i++)
-			base[i - 1] = f[i];
-		sd = noise_sd(base, n - 1);
-	}
+	gate_figures base[8]; /* the baseline and its repeats, not the candidate */
+	base[0] = f[0];
+	for (int i = 2; i < n; i++)
+		base[i - 1] = f[i];
+	double sd = noise_sd(base, n - 1);
 	gate_judge(&v, &w->cfg->gates, &f[0], &f[1], sd);
 	print_table(w, &v);
 	char *fig = figures_json(f, n, sd, &v, &pl);
@@ -363,15 +367,7 @@ static int judge_replay(pipe_ws *w, const store_proposal *p, int64_t eval_id, co
 	char ev[24];
 	int rc;
 	memset(&pl, 0, sizeof pl);
-	snprintf(pl.dir, sizeof pl.dir, "%s/runs/proposal-%lld", w->ws, (long long)p->id);
-	snprintf(pl.base_dir, sizeof pl.base_dir, "%s/scaffold-main", pl.dir);
-	snprintf(pl.cand_dir, sizeof pl.cand_dir, "%s/scaffold-candidate", pl.dir);
-	fsu_rm_rf(pl.base_dir);
-	fsu_rm_rf(pl.cand_dir);
-	if ((rc = fsu_mkdir_p(pl.dir, 0755)) < 0 ||
-	    (rc = patch_materialize(w->repo, "main", pl.base_dir)) < 0 ||
-	    (rc = patch_materialize(w->repo, p->branch, pl.cand_dir)) < 0 ||
-	    (rc = store_run_list(w->st, &runs, &n)) < 0)
+	if ((rc = materialize(w, p, &pl)) < 0 || (rc = store_run_list(w->st, &runs, &n)) < 0)
 		return rc;
 	sup__mon_params(&mp, w->cfg);
 	pipe__say(w, "proposal %lld changes the supervisor's files: replaying %zu recorded runs",

@@ -272,6 +272,11 @@ static void teardown(sup *s)
 		ev_run_once(s->loop, 100);
 	alert_free(s->alerts);
 	http_client_free(s->http);
+	/* Let go of the workspace first: signals meant for its supervisor
+	 * (a promotion's SIGHUP) then stop coming to this pid. */
+	if (s->lock_fd > 0)
+		close(s->lock_fd);
+	s->lock_fd = -1;
 	ev_free(s->loop);
 	mon_set_free(s->mon);
 	lsb_free(s->policy);
@@ -280,8 +285,6 @@ static void teardown(sup *s)
 	store_close(s->st);
 	cfg_free(s->cfg);
 	free(s->step_time);
-	if (s->lock_fd > 0)
-		close(s->lock_fd);
 }
 
 static void default_name(char *out, size_t cap)
