@@ -172,12 +172,28 @@ static void print_table(pipe_ws *w, const gate_verdict *v)
 			  v->rows[i].candidate, v->rows[i].bound, v->rows[i].pass ? "pass" : "FAIL");
 }
 
+/* Records an evaluation's verdict (store and audit) and shows its gate
+ * table; takes fig. Returns 1 pass, 0 fail, or a negative code. */
+static int finish(pipe_ws *w, int64_t eval_id, const gate_verdict *v, char *fig,
+		  const char *gates)
+{
+	char ev[24];
+	print_table(w, v);
+	int rc = store_evaluation_finish(w->st, eval_id, "done", v->pass ? "pass" : "fail",
+					 v->reason, fig ? fig : "{}", gates, 0);
+	free(fig);
+	snprintf(ev, sizeof ev, "evaluation:%lld", (long long)eval_id);
+	audit_log(w->st, "gates", "evaluation_finished", ev, "verdict", v->pass ? "pass" : "fail",
+		  "reason", v->reason, "gates_sha256", gates, (char *)NULL);
+	return rc < 0 ? rc : v->pass;
+}
+
 static int judge(pipe_ws *w, const store_proposal *p, int64_t eval_id, const char *gates)
 {
 	eval_plan pl;
 	eval_arm arms[8];
 	gate_figures f[8];
-	char names[8][16], ev[24];
+	char names[8][16];
 	int rc, n = 2;
 	mon_params mp;
 	if ((rc = plan(w, p, &pl)) < 0)
@@ -221,15 +237,7 @@ static int judge(pipe_ws *w, const store_proposal *p, int64_t eval_id, const cha
 		base[i - 1] = f[i];
 	double sd = noise_sd(base, n - 1);
 	gate_judge(&v, &w->cfg->gates, &f[0], &f[1], sd);
-	print_table(w, &v);
-	char *fig = figures_json(f, n, sd, &v, &pl);
-	rc = store_evaluation_finish(w->st, eval_id, "done", v.pass ? "pass" : "fail", v.reason,
-				     fig ? fig : "{}", gates, 0);
-	free(fig);
-	snprintf(ev, sizeof ev, "evaluation:%lld", (long long)eval_id);
-	audit_log(w->st, "gates", "evaluation_finished", ev, "verdict", v.pass ? "pass" : "fail",
-		  "reason", v.reason, "gates_sha256", gates, (char *)NULL);
-	return rc < 0 ? rc : v.pass;
+	return finish(w, eval_id, &v, figures_json(f, n, sd, &v, &pl), gates);
 }
 
 /* ---- patches to the supervisor's own files: judged by replay ------------ */
@@ -364,7 +372,6 @@ static int judge_replay(pipe_ws *w, const store_proposal *p, int64_t eval_id, co
 	mon_params mp;
 	store_run *runs = NULL;
 	size_t n = 0;
-	char ev[24];
 	int rc;
 	memset(&pl, 0, sizeof pl);
 	if ((rc = materialize(w, p, &pl)) < 0 || (rc = store_run_list(w->st, &runs, &n)) < 0)
@@ -379,15 +386,7 @@ static int judge_replay(pipe_ws *w, const store_proposal *p, int64_t eval_id, co
 	if (rc < 0)
 		return rc;
 	gate_judge_replay(&v, &g);
-	print_table(w, &v);
-	char *fig = replay_json(&g, &v);
-	rc = store_evaluation_finish(w->st, eval_id, "done", v.pass ? "pass" : "fail", v.reason,
-				     fig ? fig : "{}", gates, 0);
-	free(fig);
-	snprintf(ev, sizeof ev, "evaluation:%lld", (long long)eval_id);
-	audit_log(w->st, "gates", "evaluation_finished", ev, "verdict", v.pass ? "pass" : "fail",
-		  "reason", v.reason, "gates_sha256", gates, (char *)NULL);
-	return rc < 0 ? rc : v.pass;
+	return finish(w, eval_id, &v, replay_json(&g, &v), gates);
 }
 
 int pipe_evaluate(const pipe_opts *o, int64_t proposal)
