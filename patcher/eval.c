@@ -47,11 +47,11 @@ static int start_arm(arm_state *a, const eval_spec *s, const eval_arm *arm)
 	snprintf(out, sizeof out, "%s/stdout.log", a->dir);
 	snprintf(err, sizeof err, "%s/stderr.log", a->dir);
 	const char *argv[32] = {
-		s->tend_exe, "--workspace", s->workspace, "train", "--run-dir", a->dir,
+		s->trainer_exe, "--workspace", s->workspace, "--run-dir", a->dir,
 		"--scaffold", arm->scaffold_dir, "--steps", steps, "--eval-every",
 		steps, "--no-checkpoints", "--no-machine-faults", "--heartbeat", "0",
 	};
-	int n = 16;
+	int n = 15;
 	if (s->checkpoint && *s->checkpoint) {
 		argv[n++] = "--resume";
 		argv[n++] = s->checkpoint;
@@ -69,7 +69,7 @@ static int start_arm(arm_state *a, const eval_spec *s, const eval_arm *arm)
 		argv[n++] = threads;
 	}
 	argv[n] = NULL;
-	const char *extra[] = {"OMP_WAIT_POLICY=passive", NULL};
+	const char *extra[] = {"OMP_WAIT_POLICY=passive", "OPENBLAS_NUM_THREADS=1", NULL};
 	/* Niced: an evaluation must not slow the run it is trying to help. */
 	launch_spec ls = {.argv = argv, .cwd = a->dir, .stdout_path = out,
 		.stderr_path = err, .extra = extra, .nice = 10};

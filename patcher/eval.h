@@ -28,7 +28,7 @@ typedef void (*eval_progress_fn)(int n, const eval_arm *arms, const long *step,
 				 const double *loss, long target, void *ud);
 
 typedef struct eval_spec {
-	const char *tend_exe;     /* the `tend` binary to run `train` with */
+	const char *trainer_exe;  /* the in-tree trainer (tend-train) the arms run */
 	const char *workspace;
 	const char *dir;          /* arms run in DIR/<arm name>/ */
 	const char *checkpoint;   /* resume point, shared read-only by all arms */

@@ -15,14 +15,6 @@
 
 const char *cli_workspace_opt;
 
-const cli_cmd *cli_find(const char *name)
-{
-	for (const cli_cmd *const *c = cli_commands; *c; c++)
-		if (strcmp((*c)->name, name) == 0)
-			return *c;
-	return NULL;
-}
-
 static bool has_config(const char *dir)
 {
 	char path[PATH_MAX];
@@ -80,6 +72,35 @@ int cli_workspace(char *out, size_t cap)
 		"use --workspace DIR, set TEND_WORKSPACE, or run `tend init`");
 }
 
+/* Removes the global --workspace option wherever it appears before "--". */
+int cli_take_workspace(int *argc, char **argv)
+{
+	int out = 1;
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < *argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (strcmp(argv[i], "--workspace") == 0 || strcmp(argv[i], "-W") == 0) {
+			if (i + 1 >= *argc) {
+				fprintf(stderr, "tend: %s needs a directory\n", argv[i]);
+				return -1;
+			}
+			cli_workspace_opt = argv[++i];
+			continue;
+		}
+		if (strncmp(argv[i], "--workspace=", 12) == 0) {
+			cli_workspace_opt = argv[i] + 12;
+			continue;
+		}
+		argv[out++] = argv[i];
+	}
+	*argc = out;
+	argv[out] = NULL;
+	return 0;
+}
+
 int cli_fail(int code, const char *fmt, ...)
 {
 	va_list ap;
@@ -127,18 +148,23 @@ void cli_json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-void cli_usage(FILE *f)
-{
-	fputs("usage: tend [--workspace DIR] <command> [options]\n\n"
-	      "Commands:\n", f);
-	for (const cli_cmd *const *c = cli_commands; *c; c++)
-		fprintf(f, "  %-12s %s\n", (*c)->name, (*c)->summary);
-	fputs("\nRun `tend help <command>` or `tend <command> --help` for details.\n", f);
-}
-
-
 const char *cli_lua_dir(void)
 {
 	const char *env = getenv("TEND_LUA_DIR");
 	return env && *env ? env : TEND_SOURCE_ROOT "/lua";
+}
+
+int cli_trainer_exe(char *out, size_t cap)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n < 0)
+		return tend_error_os("/proc/self/exe");
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (slash)
+		slash[1] = '\0';
+	if (snprintf(out, cap, "%s%s", slash ? self : "", CLI_TRAINER) >= (int)cap)
+		return tend_error_set(TEND_EINVAL, "%s: path too long", self);
+	return 0;
 }

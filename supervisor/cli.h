@@ -34,6 +34,24 @@ int cli_workspace(char *out, size_t cap);
 /* Set by main from the global --workspace option; NULL when absent. */
 extern const char *cli_workspace_opt;
 
+/* Takes the global --workspace option out of argv wherever it appears
+ * before "--", setting cli_workspace_opt. 0, or -1 (message printed). */
+int cli_take_workspace(int *argc, char **argv);
+
+/* The in-tree trainer is its own executable beside `tend`, so that the
+ * supervisor and every other command load no BLAS, OpenMP or CUDA. */
+#define CLI_TRAINER "tend-train"
+
+/* The path of the tend-train next to this executable. */
+int cli_trainer_exe(char *out, size_t cap);
+
+/* The full help of `tend train` (train_help.c), shared by both binaries. */
+extern const char cli_train_help[];
+
+/* Runs the trainer with `tend train`'s options (cmd_train.c; tend-train
+ * only). argv[0] is the program, options follow. A CLI_* code. */
+int cli_train_run(int argc, char **argv);
+
 /* The default Lua scaffold shipped with tend: TEND_LUA_DIR if set, else
  * the lua/ folder of the source tree tend was built from. */
 const char *cli_lua_dir(void);

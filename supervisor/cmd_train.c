@@ -1,8 +1,9 @@
 /*
  * cmd_train.c - `tend train`: runs the in-tree trainer in this process.
  * Settings come from the workspace's tend.yaml (trainer and run sections)
- * when there is one, then from the flags. The supervisor launches exactly
- * this command as its child.
+ * when there is one, then from the flags. Linked into tend-train only
+ * (train_main.c); `tend train` executes tend-train (cmd_train_exec.c), and
+ * the supervisor launches tend-train as its child.
  */
 #include "cli.h"
 #include "config.h"
@@ -149,7 +150,7 @@ static int parse(int argc, char **argv, trn_opts *o, int *threads)
 	return 0;
 }
 
-static int cmd_train(int argc, char **argv)
+int cli_train_run(int argc, char **argv)
 {
 	trn_opts o;
 	cfg *c = NULL;
@@ -193,28 +194,3 @@ static int cmd_train(int argc, char **argv)
 	cfg_free(c);
 	return rc < 0 ? (rc == TEND_EINVAL ? CLI_USAGE : CLI_FAIL) : CLI_OK;
 }
-
-const cli_cmd cli_train_cmd = {
-	"train", "run the in-tree GPT+MoE trainer (what `tend run` supervises)",
-	"usage: tend train [options]\n\n"
-	"Trains the in-tree model, steered by the Lua scaffold, writing one JSON\n"
-	"metrics line per step (docs/metrics.md) and checkpoints. Inside a\n"
-	"workspace the trainer and run sections of tend.yaml give the defaults.\n\n"
-	"  --run-dir DIR          metrics.jsonl, checkpoints/ (default runs/train)\n"
-	"  --scaffold DIR         the Lua scaffold (default the workspace's)\n"
-	"  --steps N              total optimizer steps\n"
-	"  --resume CKPT|latest   continue from a checkpoint\n"
-	"  --skip-batches N       skip N batches after start/resume\n"
-	"  --lr-scale F           multiply the scaffold's learning rate\n"
-	"  --inject SPEC[,SPEC]   fault injection (docs/trainer.md), e.g. nan@300, spike@200:10,\n"
-	"                         gradblow@150, hang@400, slow@100:4, crash@250:11,\n"
-	"                         oom@300, collapse@200\n"
-	"  --seed N  --data DIR|synthetic  --batch N  --context N  --layers N\n"
-	"  --d-model N  --heads N  --experts N  --top-k N  --moe-every N\n"
-	"  --grad-accum N  --eval-every N  --checkpoint-every N  --threads N\n"
-	"  --heartbeat SECONDS    heartbeat interval (0 = none)\n"
-	"  --stop-after N         stop after N steps of this process (testing)\n"
-	"  --no-checkpoints       write none (evaluation runs)\n"
-	"  --no-machine-faults    inject only the data faults (evaluation runs)\n",
-	cmd_train,
-};

@@ -8,44 +8,68 @@
 #include "tend_build.h"
 
 #include <curl/curl.h>
+#include <limits.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <git2.h>
 #include <lua.h>
 #include <sqlite3.h>
 #include <string.h>
 #include <yaml.h>
 
-#if TEND_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
-
-static void cuda_version(char *buf, size_t cap)
+/* BLAS and CUDA are linked by tend-train alone: ask it. Missing or
+ * failing, each says so rather than failing the command. */
+static void trainer_versions(char *blas, char *cuda, size_t cap)
 {
-#if TEND_HAVE_CUDA
-	int rt = 0, drv = 0;
-	cudaRuntimeGetVersion(&rt);
-	if (cudaDriverGetVersion(&drv) != cudaSuccess || drv == 0)
-		snprintf(buf, cap, "runtime %d.%d (no driver)", rt / 1000, rt % 1000 / 10);
-	else
-		snprintf(buf, cap, "runtime %d.%d, driver %d.%d", rt / 1000,
-			 rt % 1000 / 10, drv / 1000, drv % 1000 / 10);
-#else
-	snprintf(buf, cap, "not built");
-#endif
+	char exe[PATH_MAX], line[512];
+	snprintf(blas, cap, "unknown (no %s)", CLI_TRAINER);
+	snprintf(cuda, cap, "unknown (no %s)", CLI_TRAINER);
+	int fd[2];
+	if (cli_trainer_exe(exe, sizeof exe) < 0 || access(exe, X_OK) != 0 || pipe(fd) < 0)
+		return;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fd[1], 1);
+		close(fd[0]);
+		execl(exe, exe, "--versions", (char *)NULL);
+		_exit(127);
+	}
+	close(fd[1]);
+	FILE *p = pid > 0 ? fdopen(fd[0], "r") : NULL;
+	if (!p) {
+		close(fd[0]);
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
+		return;
+	}
+	while (fgets(line, sizeof line, p)) {
+		char *tab = strchr(line, '\t');
+		if (!tab)
+			continue;
+		*tab++ = '\0';
+		tab[strcspn(tab, "\n")] = '\0';
+		if (strcmp(line, "blas") == 0)
+			snprintf(blas, cap, "%s", tab);
+		else if (strcmp(line, "cuda") == 0)
+			snprintf(cuda, cap, "%s", tab);
+	}
+	fclose(p);
+	waitpid(pid, NULL, 0);
 }
 
 static int cmd_version(int argc, char **argv)
 {
 	bool json = argc > 1 && strcmp(argv[1], "--json") == 0;
 	int gmaj, gmin, grev;
-	char cuda[96];
+	char blas[160], cuda[160];
 	git_libgit2_version(&gmaj, &gmin, &grev);
-	cuda_version(cuda, sizeof cuda);
+	trainer_versions(blas, cuda, sizeof blas);
 	char git[32];
 	snprintf(git, sizeof git, "%d.%d.%d", gmaj, gmin, grev);
-	const char *names[] = {"tend", "sqlite", "libgit2", "libyaml", "libcurl", "lua", "cuda"};
+	const char *names[] = {"tend", "sqlite", "libgit2", "libyaml", "libcurl", "lua", "blas", "cuda"};
 	const char *vals[] = {TEND_VERSION_STR, sqlite3_libversion(), git,
 		yaml_get_version_string(), curl_version_info(CURLVERSION_NOW)->version,
-		LUA_RELEASE + 4, cuda};
+		LUA_RELEASE + 4, blas, cuda};
 	size_t n = sizeof names / sizeof names[0];
 	if (json) {
 		fputc('{', stdout);
@@ -66,6 +90,7 @@ const cli_cmd cli_version_cmd = {
 	"version", "print tend's version and the versions of linked libraries",
 	"usage: tend version [--json]\n\n"
 	"Prints tend's version and, for each library as loaded at run time,\n"
-	"its version: SQLite, libgit2, libyaml, libcurl, Lua, and CUDA when built.\n",
+	"its version: SQLite, libgit2, libyaml, libcurl, Lua, and, as the trainer\n"
+	"(tend-train) loads them, OpenBLAS and CUDA.\n",
 	cmd_version,
 };

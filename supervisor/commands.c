@@ -1,11 +1,14 @@
 /*
  * commands.c - the table of `tend` commands. Adding a command means writing
  * cmd_<name>.c with a `const cli_cmd cli_<name>_cmd` and listing it here,
- * one line in the extern block and one in the table, alphabetical.
+ * one line in the extern block and one in the table, alphabetical. The
+ * table lives here, not in cli.c, so that tend-train can link cli.c
+ * without every command (and the libraries they pull in).
  */
 #include "cli.h"
 
 #include <stddef.h>
+#include <string.h>
 
 extern const cli_cmd cli_attach_cmd;
 extern const cli_cmd cli_config_cmd;
@@ -59,3 +62,20 @@ const cli_cmd *const cli_commands[] = {
 	&cli_version_cmd,
 	NULL,
 };
+
+const cli_cmd *cli_find(const char *name)
+{
+	for (const cli_cmd *const *c = cli_commands; *c; c++)
+		if (strcmp((*c)->name, name) == 0)
+			return *c;
+	return NULL;
+}
+
+void cli_usage(FILE *f)
+{
+	fputs("usage: tend [--workspace DIR] <command> [options]\n\n"
+	      "Commands:\n", f);
+	for (const cli_cmd *const *c = cli_commands; *c; c++)
+		fprintf(f, "  %-12s %s\n", (*c)->name, (*c)->summary);
+	fputs("\nRun `tend help <command>` or `tend <command> --help` for details.\n", f);
+}

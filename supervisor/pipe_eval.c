@@ -3,6 +3,7 @@
  * the gates, and promoting or rolling back through the audited path.
  */
 #include "pipe_int.h"
+#include "cli.h"
 #include "audit.h"
 #include "ckpt.h"
 #include "eval.h"
@@ -211,17 +212,15 @@ static int judge(pipe_ws *w, const store_proposal *p, int64_t eval_id, const cha
 	mp.plateau.on = false;
 	mp.grad_spike.on = false;
 	eval_spec spec = {
-		.tend_exe = NULL, .workspace = w->ws, .dir = pl.dir, .checkpoint = pl.ckpt,
+		.trainer_exe = NULL, .workspace = w->ws, .dir = pl.dir, .checkpoint = pl.ckpt,
 		.data_dir = pl.data, .from_step = pl.from_step, .steps = w->cfg->evaluation.steps,
 		.max_wall_s = w->cfg->evaluation.max_wall_s, .threads = 1, .mon = &mp,
 		.progress = progress, .ud = w,
 	};
 	char exe[PATH_MAX];
-	ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (len < 0)
-		return tend_error_os("/proc/self/exe");
-	exe[len] = '\0';
-	spec.tend_exe = exe;
+	if ((rc = cli_trainer_exe(exe, sizeof exe)) < 0)
+		return rc;
+	spec.trainer_exe = exe;
 	pipe__say(w, "proposal %lld: A/B from step %ld (%s), %ld steps, %d arms", (long long)p->id,
 		  pl.from_step, pl.ckpt[0] ? pl.ckpt : "no checkpoint: from scratch",
 		  spec.steps, n);

@@ -10,6 +10,7 @@
  *  DONE/STOPPED/FAILED: every event is ignored.
  */
 #include "sup_int.h"
+#include "cli.h"
 #include "clock.h"
 #include "launch.h"
 #include "tend.h"
@@ -219,15 +220,6 @@ void sup__dispatch(sup *s, sup_event ev)
 
 /* ---- starting the trainer ---------------------------------------------- */
 
-static int self_exe(char *out, size_t cap)
-{
-	ssize_t n = readlink("/proc/self/exe", out, cap - 1);
-	if (n < 0)
-		return tend_error_os("/proc/self/exe");
-	out[n] = '\0';
-	return 0;
-}
-
 #define ARGV_MAX 64
 
 typedef struct argv_buf {
@@ -255,15 +247,14 @@ static const char *argf(argv_buf *a, const char *fmt, ...)
 	return dst;
 }
 
-/* The in-tree trainer: this binary's `tend train`, told where and how. */
+/* The in-tree trainer: tend-train beside this binary, told where and how. */
 static int build_intree(sup *s, argv_buf *a)
 {
 	static char exe[PATH_MAX];
-	int rc = self_exe(exe, sizeof exe);
+	int rc = cli_trainer_exe(exe, sizeof exe);
 	if (rc < 0)
 		return rc;
 	arg(a, exe);
-	arg(a, "train");
 	arg(a, "--workspace");
 	arg(a, s->ws);
 	arg(a, "--run-dir");
@@ -289,6 +280,16 @@ static int build_intree(sup *s, argv_buf *a)
 	for (const char *const *x = s->o->extra_args; x && *x; x++)
 		arg(a, *x);
 	return 0;
+}
+
+/* tend-train's thread settings (train_main.c), given so that it need not
+ * re-execute itself to set them; a user's own choice passes through. */
+static void intree_env(argv_buf *e)
+{
+	if (!getenv("OPENBLAS_NUM_THREADS"))
+		arg(e, "OPENBLAS_NUM_THREADS=1");
+	if (!getenv("OMP_WAIT_POLICY"))
+		arg(e, "OMP_WAIT_POLICY=passive");
 }
 
 /* A configured command gets the same facts through TEND_* variables. */
@@ -331,6 +332,7 @@ int sup__start_trainer(sup *s)
 	if (cmd->n == 0) {
 		if ((rc = build_intree(s, &a)) < 0)
 			return rc;
+		intree_env(&e);
 	} else {
 		for (size_t i = 0; i < cmd->n; i++)
 			arg(&a, cmd->v[i]);
