@@ -290,11 +290,13 @@ static const cfg_key keys[] = {
 	BOOL("monitors.moe.enabled", C(monitors.moe.enabled), "true",
 	     "Watch the MoE router (needs router metrics; the in-tree trainer writes them)."),
 	FLT("monitors.moe.max_over_mean", C(monitors.moe.max_over_mean), 1.01, 1e6, "3.0",
-	    "Load of the busiest expert over the mean load that is an imbalance."),
+	    "Load of the busiest expert over the mean load that is an imbalance "
+	    "(capped at (1 + experts) / 2)."),
 	FLT("monitors.moe.dead_fraction", C(monitors.moe.dead_fraction), 0, 0.99, "0.1",
 	    "An expert getting less than this fraction of its even share (1/experts) is dead."),
 	FLT("monitors.moe.min_entropy_ratio", C(monitors.moe.min_entropy_ratio), 0.01, 0.99, "0.5",
-	    "Routing entropy over its maximum, log(experts), below which routing has collapsed."),
+	    "Routing entropy over its maximum, log(experts), below which routing has collapsed; "
+	    "the load's entropy is measured from log(top_k), the least top-k routing allows."),
 	FLT("monitors.moe.dropped_fraction", C(monitors.moe.dropped_fraction), 0, 1, "0.1",
 	    "Fraction of tokens dropped over capacity that is an incident."),
 	BOOL("monitors.lua.enabled", C(monitors.lua.enabled), "true",

@@ -112,6 +112,7 @@ typedef struct mon_moe_layer {
 	double entropy;        /* routing entropy in nats; from load when NaN */
 	double dropped;        /* tokens dropped (a fraction if tokens is NaN) */
 	double tokens;         /* token assignments routed in the layer */
+	int top_k;             /* experts each token goes to; 0 unknown (taken as 1) */
 } mon_moe_layer;
 
 /* Bits of mon_sample.present: the trainer reported the field. They only
@@ -197,7 +198,8 @@ typedef struct mon_params {
 	struct {
 		bool on;
 		double max_over_mean;  /* bound is min(this, (1 + E) / 2) */
-		double entropy_ratio;  /* collapse below ratio x log(E) */
+		double entropy_ratio;  /* collapse below ratio x log(E), or the load's
+					* entropy below ln k + ratio x (ln E - ln k) */
 		double dead_share;     /* dead below dead_share x fair share 1/E */
 		int dead_patience;     /* samples an expert must stay dead */
 		double dropped_max;    /* fraction of tokens dropped */

@@ -145,7 +145,7 @@ typedef struct mon__live {
 
 typedef struct mon__moe_layer {
 	int n_experts;         /* E this state was built for, 0 when unused */
-	mon__ring mom, ent, drop;
+	mon__ring mom, ent, lent, drop;  /* lent: the entropy of the load */
 	mon__alarm imb, col, drp;
 	mon__alarm dead[MON_MOE_MAX_EXPERTS];
 	float *share_hist;     /* E x MON_EVIDENCE_MAX, ring by hist_head */

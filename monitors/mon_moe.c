@@ -3,14 +3,23 @@
  *   moe_imbalance:        max/mean expert load above min(bound, (1+E)/2),
  *                         the bound capped halfway between perfect balance
  *                         (1) and total collapse (E) so small E can trip it;
- *   moe_entropy_collapse: routing entropy below entropy_ratio x log(E);
+ *   moe_entropy_collapse: routing entropy below entropy_ratio x ln E, or
+ *                         the entropy of the load below
+ *                         ln k + entropy_ratio x (ln E - ln k);
  *   moe_dropped:          dropped tokens above dropped_max of those routed;
  *   moe_dead_expert:      an expert under dead_share x its fair share 1/E
  *                         for dead_patience samples.
- * Derived figures come from the load array when the trainer did not send
- * them (the entropy then is that of the mean load, which is at least the
- * mean per-token router entropy). A dead expert is not reported while its
- * layer is imbalanced or collapsed: that incident already says it.
+ * With top-k routing each token goes to k distinct experts, so no expert
+ * gets more than 1/k of the load: max/mean is at most E/k and the load's
+ * entropy at least ln k. A collapse onto k experts reaches both limits;
+ * for small E/k (4 experts, top-2: max/mean 2.0) healthy early routing
+ * comes close to the max/mean limit too (docs/monitors.md), but not to
+ * the entropy one, so the load's entropy, measured from ln k, is what
+ * catches it within the patience. Derived figures come from the load array
+ * when the trainer did not send them (the entropy then is that of the mean
+ * load, which is at least the mean per-token router entropy). A dead
+ * expert is not reported while its layer is imbalanced or collapsed: that
+ * incident already says it.
  */
 #include "mon_int.h"
 #include "tend.h"
@@ -75,16 +84,18 @@ static int ensure_layers(mon__moe *m, int n)
 
 /* Figures of one layer for one step, NaN where unknown. */
 typedef struct moe_fig {
-	int E;
+	int E, k;                /* k: experts per token, 1 when not reported */
 	bool have_share;
 	double share[MON_MOE_MAX_EXPERTS];
-	double mom, ent, drop;
+	double mom, ent, drop;   /* ent: as sent, else of the load */
+	double lent;             /* the entropy of the load */
 } moe_fig;
 
 static void figures(moe_fig *f, const mon_moe_layer *in)
 {
 	double sum = 0.0, mx = 0.0;
 	f->E = in->n_experts;
+	f->k = in->top_k >= 1 && in->top_k <= f->E ? in->top_k : 1;
 	f->have_share = in->load != NULL && f->E > 0;
 	for (int e = 0; f->have_share && e < f->E; e++) {
 		double v = in->load[e];
@@ -102,36 +113,60 @@ static void figures(moe_fig *f, const mon_moe_layer *in)
 		if (s > 0)
 			ent -= s * log(s);
 	}
+	f->lent = f->have_share ? ent : NAN;
 	f->mom = isfinite(in->max_over_mean) ? in->max_over_mean :
 		f->have_share ? mx * f->E : NAN;
-	f->ent = isfinite(in->entropy) ? in->entropy : f->have_share ? ent : NAN;
+	f->ent = isfinite(in->entropy) ? in->entropy : f->lent;
 	f->drop = !isfinite(in->dropped) ? NAN :
 		isfinite(in->tokens) && in->tokens > 0 ? in->dropped / in->tokens :
 		in->dropped;
 }
 
-static void emit_layer(mon_set *set, mon_kind kind, mon_severity sev,
-		       const mon__alarm *a, int layer, long step,
-		       double v, double limit, const mon__ring *ev)
+/* One rule's reading of one layer at one step: what it compares, with
+ * what, and the series that is its evidence. */
+typedef struct moe_check {
+	mon_kind kind;
+	mon_severity sev;
+	bool hit;
+	double v, limit;
+	const mon__ring *ev;
+	const moe_fig *f;
+	bool of_load;            /* entropy: the load's, against its floor */
+} moe_check;
+
+static void summarize(mon_incident *inc, const mon_set *set, const moe_check *c,
+		      const mon__alarm *a, int layer, long step)
+{
+	double r = set->p.moe.entropy_ratio;
+	if (c->kind == MON_MOE_IMBALANCE)
+		mon__summary(inc, "layer %d: max/mean expert load %.2f at step %ld is above "
+			     "%.2f for %d steps since step %ld", layer, c->v, step, c->limit,
+			     a->hits, a->onset);
+	else if (c->kind == MON_MOE_ENTROPY_COLLAPSE && c->of_load)
+		mon__summary(inc, "layer %d: entropy of the expert load %.3g nats at step %ld "
+			     "is below %.3g (ln k + %.2f x (ln E - ln k), E = %d, top-%d) for %d "
+			     "steps since step %ld", layer, c->v, step, c->limit, r, c->f->E,
+			     c->f->k, a->hits, a->onset);
+	else if (c->kind == MON_MOE_ENTROPY_COLLAPSE)
+		mon__summary(inc, "layer %d: routing entropy %.3g nats at step %ld is below "
+			     "%.3g (%.2f x log E) for %d steps since step %ld", layer, c->v, step,
+			     c->limit, r, a->hits, a->onset);
+	else
+		mon__summary(inc, "layer %d: %.1f%% of tokens dropped at step %ld (limit "
+			     "%.1f%%) for %d steps since step %ld", layer, 100 * c->v, step,
+			     100 * c->limit, a->hits, a->onset);
+}
+
+static void emit_layer(mon_set *set, const moe_check *c, const mon__alarm *a,
+		       int layer, long step)
 {
 	mon_incident inc;
-	mon__incident_init(&inc, kind, sev, a->onset, step);
-	mon__sig(&inc, "%s:layer%d", mon_kind_name(kind), layer);
-	inc.value = v;
-	inc.threshold = limit;
-	if (kind == MON_MOE_IMBALANCE)
-		mon__summary(&inc, "layer %d: max/mean expert load %.2f at step %ld is above "
-			     "%.2f for %d steps since step %ld", layer, v, step, limit,
-			     a->hits, a->onset);
-	else if (kind == MON_MOE_ENTROPY_COLLAPSE)
-		mon__summary(&inc, "layer %d: routing entropy %.3g nats at step %ld is below "
-			     "%.3g (%.2f x log E) for %d steps since step %ld", layer, v, step,
-			     limit, set->p.moe.entropy_ratio, a->hits, a->onset);
-	else
-		mon__summary(&inc, "layer %d: %.1f%% of tokens dropped at step %ld (limit "
-			     "%.1f%%) for %d steps since step %ld", layer, 100 * v, step,
-			     100 * limit, a->hits, a->onset);
-	mon__ring_evidence(ev, &inc);
+	mon__incident_init(&inc, c->kind, c->sev, a->onset, step);
+	mon__sig(&inc, "%s:layer%d", mon_kind_name(c->kind), layer);
+	inc.value = c->v;
+	inc.threshold = c->limit;
+	summarize(&inc, set, c, a, layer, step);
+	mon__ring_evidence(c->ev, &inc);
 	mon__emit(set, &inc);
 }
 
@@ -158,18 +193,17 @@ static void emit_dead(mon_set *set, const mon__moe_layer *l, int layer, int e,
 	mon__emit(set, &inc);
 }
 
-/* Tests `cond` on alarm a and emits through emit_layer when due. */
-static void check(mon_set *set, mon__alarm *a, bool cond, mon_kind kind,
-		  mon_severity sev, int layer, long step, double v, double limit,
-		  const mon__ring *ev)
+/* Tests c on alarm a and emits through emit_layer when due. */
+static void check(mon_set *set, mon__alarm *a, const moe_check *c, int layer,
+		  long step)
 {
-	if (!cond) {
+	if (!c->hit) {
 		mon__alarm_miss(a);
 		return;
 	}
 	mon__alarm_hit(a, step);
 	if (mon__alarm_due(a, step, set->p.moe.patience, set->p.reemit_steps))
-		emit_layer(set, kind, sev, a, layer, step, v, limit, ev);
+		emit_layer(set, c, a, layer, step);
 }
 
 static void dead_experts(mon_set *set, mon__moe_layer *l, const moe_fig *f,
@@ -196,6 +230,29 @@ static void dead_experts(mon_set *set, mon__moe_layer *l, const moe_fig *f,
 	}
 }
 
+/* The entropy rule: the figure as sent (or of the load) under ratio x
+ * ln E, or the load's own entropy under the same fraction of its range
+ * from ln k, the least top-k routing can reach, to ln E. When both hit,
+ * the load's reading is reported for k > 1 (for k = 1 the two floors are
+ * one). With k = E nothing can collapse. */
+static moe_check entropy_check(const mon_params *p, const mon__moe_layer *l,
+			       const moe_fig *f)
+{
+	double lnE = log(f->E > 1 ? f->E : 1), lnk = log(f->k);
+	double floor_sent = p->moe.entropy_ratio * lnE;
+	double floor_load = f->k < f->E ? lnk + p->moe.entropy_ratio * (lnE - lnk) : -INFINITY;
+	moe_check c = {MON_MOE_ENTROPY_COLLAPSE, MON_CRITICAL, false, f->ent, floor_sent,
+		       &l->ent, f, false};
+	if (f->E >= 2 && f->lent < floor_load && (f->k > 1 || !(f->ent < floor_sent))) {
+		c.v = f->lent;
+		c.limit = floor_load;
+		c.ev = &l->lent;
+		c.of_load = true;
+	}
+	c.hit = f->E >= 2 && (c.of_load || f->ent < floor_sent);
+	return c;
+}
+
 static void layer_feed(mon_set *set, mon__moe_layer *l, const mon_moe_layer *in,
 		       long step)
 {
@@ -205,23 +262,24 @@ static void layer_feed(mon_set *set, mon__moe_layer *l, const mon_moe_layer *in,
 	double bound = p->moe.max_over_mean, half = 0.5 * (1 + f.E);
 	if (half < bound)
 		bound = half;
-	double floor_ent = p->moe.entropy_ratio * log(f.E > 1 ? f.E : 1);
-	bool imb = f.E >= 2 && f.mom > bound;
-	bool col = f.E >= 2 && f.ent < floor_ent;
 	if (!isnan(f.mom))
 		mon__ring_push(&l->mom, step, f.mom);
 	if (!isnan(f.ent))
 		mon__ring_push(&l->ent, step, f.ent);
+	if (!isnan(f.lent))
+		mon__ring_push(&l->lent, step, f.lent);
 	if (!isnan(f.drop))
 		mon__ring_push(&l->drop, step, f.drop);
-	check(set, &l->imb, imb, MON_MOE_IMBALANCE, MON_WARNING, in->layer, step,
-	      f.mom, bound, &l->mom);
-	check(set, &l->col, col, MON_MOE_ENTROPY_COLLAPSE, MON_CRITICAL, in->layer,
-	      step, f.ent, floor_ent, &l->ent);
-	check(set, &l->drp, f.drop > p->moe.dropped_max, MON_MOE_DROPPED, MON_WARNING,
-	      in->layer, step, f.drop, p->moe.dropped_max, &l->drop);
+	moe_check imb = {MON_MOE_IMBALANCE, MON_WARNING, f.E >= 2 && f.mom > bound, f.mom,
+			 bound, &l->mom, &f, false};
+	moe_check col = entropy_check(p, l, &f);
+	moe_check drp = {MON_MOE_DROPPED, MON_WARNING, f.drop > p->moe.dropped_max, f.drop,
+			 p->moe.dropped_max, &l->drop, &f, false};
+	check(set, &l->imb, &imb, in->layer, step);
+	check(set, &l->col, &col, in->layer, step);
+	check(set, &l->drp, &drp, in->layer, step);
 	if (f.have_share)
-		dead_experts(set, l, &f, in->layer, step, imb || col);
+		dead_experts(set, l, &f, in->layer, step, imb.hit || col.hit);
 }
 
 int mon__moe_feed(mon_set *set, const mon_sample *s)
@@ -246,6 +304,7 @@ void mon__moe_restart(mon__moe *m, long from_step)
 		mon__moe_layer *l = m->layers[i];
 		mon__ring_rollback(&l->mom, from_step);
 		mon__ring_rollback(&l->ent, from_step);
+		mon__ring_rollback(&l->lent, from_step);
 		mon__ring_rollback(&l->drop, from_step);
 		mon__alarm_init(&l->imb);
 		mon__alarm_init(&l->col);

@@ -84,7 +84,7 @@ void trn__metrics_close(trn_state *s)
 	s->metrics = NULL;
 }
 
-static void put_moe(FILE *f, const gpt *g, long tokens)
+static void put_moe(FILE *f, const gpt *g, int top_k, long tokens)
 {
 	gpt_moe_layer_stats st[16];
 	int n = gpt_moe_stats(g, st, 16);
@@ -102,7 +102,8 @@ static void put_moe(FILE *f, const gpt *g, long tokens)
 		fputc(']', f);
 		put_num(f, "max_over_mean", m->load_mean > 0 ? m->load_max / m->load_mean : NAN);
 		put_num(f, "entropy", m->entropy * log((double)m->experts)); /* nats */
-		fprintf(f, ",\"dropped\":%d,\"tokens\":%ld,\"dead\":%d", m->dropped, tokens, dead);
+		fprintf(f, ",\"dropped\":%d,\"tokens\":%ld,\"top_k\":%d,\"dead\":%d", m->dropped,
+			tokens, top_k, dead);
 		put_num(f, "aux_loss", m->aux_loss);
 		put_num(f, "z_loss", m->z_loss);
 		fputc('}', f);
@@ -121,7 +122,8 @@ void trn__metrics_step(trn_state *s, long step, const trn_step_out *o)
 	put_num(f, "tokens_per_s", o->tokens_per_s);
 	put_num(f, "step_time_s", o->step_time);
 	put_num(f, "clip", o->clip);
-	put_moe(f, s->g, (long)s->o->batch * s->o->context * s->o->model.top_k);
+	put_moe(f, s->g, s->o->model.top_k,
+		(long)s->o->batch * s->o->context * s->o->model.top_k);
 	fputs(",\"scaffold\":", f);
 	put_str(f, s->commit);
 	fputs("}\n", f);

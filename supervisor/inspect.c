@@ -100,23 +100,88 @@ static int push_point(insp_timeline *tl, int64_t step)
 	return 0;
 }
 
+/* What the reader keeps while the rows go by. */
+typedef struct tl_read {
+	insp_timeline *tl;
+	int64_t *from;        /* by attempt number: from_step, STORE_NONE or NO_RECORD */
+	int n_from;           /* highest recorded attempt number + 1 */
+	int attempt;          /* of the rows so far; 0 before the first */
+	int64_t frontier;     /* the newest step row: the supervisor's last step */
+} tl_read;
+
+#define NO_RECORD INT64_MIN
+
+static int keep_attempt(const store_attempt *a, void *ud)
+{
+	tl_read *r = ud;
+	if (a->n < 0 || a->n > 1023)
+		return 0; /* the store never numbers one so */
+	if (a->n >= r->n_from) {
+		int64_t *v = realloc(r->from, (size_t)(a->n + 1) * sizeof *v);
+		if (!v)
+			return tend_error_set(TEND_ENOMEM, "reading a run: out of memory");
+		for (int i = r->n_from; i <= a->n; i++)
+			v[i] = NO_RECORD;
+		r->from = v;
+		r->n_from = a->n + 1;
+	}
+	r->from[a->n] = a->from_step < 0 ? STORE_NONE : a->from_step;
+	return 0;
+}
+
+static void drop_after(insp_timeline *tl, int64_t step)
+{
+	while (tl->n > 0 && tl->p[tl->n - 1].step > step)
+		tl->n--;
+}
+
+/* A trainer resumed at step from: as the supervisor counts it when it
+ * starts one, the steps from the last one seen back to from are lost,
+ * and they leave the timeline. */
+static void resume_at(tl_read *r, int64_t from)
+{
+	if (r->frontier > from) {
+		r->tl->lost_steps += (long)(r->frontier - from);
+		r->tl->rewinds++;
+	}
+	r->frontier = from;
+	drop_after(r->tl, from);
+}
+
+/* The attempts after the current one up to upto began, in order, rows or
+ * not (one that crashed before its first step still resumed somewhere). */
+static void enter_attempts(tl_read *r, int upto)
+{
+	for (int n = r->attempt + 1; n <= upto; n++)
+		if (n < r->n_from && r->from[n] >= 0)
+			resume_at(r, r->from[n]);
+	if (upto > r->attempt)
+		r->attempt = upto;
+}
+
 static int on_row(int attempt, int64_t step, const char *name, double v,
 		  double t, void *ud)
 {
 	(void)t;
-	insp_timeline *tl = ud;
+	tl_read *r = ud;
+	insp_timeline *tl = r->tl;
 	int k = 0, rc;
 	while (k < INSP_NSERIES && strcmp(series[k], name) != 0)
 		k++;
 	if (k == INSP_NSERIES)
 		return 0;
+	bool recorded = attempt < r->n_from && r->from[attempt] != NO_RECORD;
+	if (attempt != r->attempt)
+		enter_attempts(r, attempt);
 	if (tl->n > 0 && step < tl->p[tl->n - 1].step) {
-		/* A restart: as the supervisor does, everything after the
-		 * resume point (step - 1) leaves the timeline. */
-		tl->lost_steps += (long)(tl->p[tl->n - 1].step - (step - 1));
-		tl->rewinds++;
-		while (tl->n > 0 && tl->p[tl->n - 1].step >= step)
-			tl->n--;
+		/* A step going backwards that no attempt record explains (a
+		 * store without them, or an attempt begun after they were
+		 * read): a restart from the step before, as the supervisor
+		 * would have seen it live. */
+		if (!recorded)
+			resume_at(r, step - 1);
+		else
+			drop_after(tl, step - 1);
 	}
 	if ((tl->n == 0 || tl->p[tl->n - 1].step != step) &&
 	    (rc = push_point(tl, step)) < 0)
@@ -124,14 +189,25 @@ static int on_row(int attempt, int64_t step, const char *name, double v,
 	insp_point *pt = &tl->p[tl->n - 1];
 	pt->v[k] = v;
 	pt->have |= 1u << k;
+	/* Evaluations do not move the supervisor's step. */
+	if (k != INSP_VAL_LOSS)
+		r->frontier = step;
 	tl->last_attempt = attempt;
 	return 0;
 }
 
 int insp_timeline_read(store *s, int64_t run, insp_timeline *tl)
 {
+	tl_read r = {.tl = tl};
 	memset(tl, 0, sizeof *tl);
-	int rc = store_metrics_scan(s, run, series, INSP_NSERIES, on_row, tl);
+	/* The attempts first: where each resumed is what the accounts read,
+	 * not the order of the rows. */
+	int rc = store_attempt_list(s, run, keep_attempt, &r);
+	if (rc == 0)
+		rc = store_metrics_scan(s, run, series, INSP_NSERIES, on_row, &r);
+	if (rc == 0)
+		enter_attempts(&r, r.n_from - 1); /* begun, no rows yet */
+	free(r.from);
 	if (rc < 0)
 		insp_timeline_free(tl);
 	return rc;

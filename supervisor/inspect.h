@@ -6,11 +6,18 @@
  * rules so that `tend status` after a run agrees with its status line.
  *
  * The final timeline: rows are taken in the order the trainer wrote them
- * (attempt, then step); a step going backwards is a restart from a
- * checkpoint, which drops every step at or after it from the timeline (the
- * steps lost) before the new attempt's rows go on. So each step keeps the
- * value of the highest attempt that recorded it, and steps an abandoned
- * attempt ran past its successor's resume point do not count.
+ * (attempt, then step). Each attempt that resumed from a checkpoint (its
+ * from_step in the attempts table, whether or not it wrote a row) drops
+ * every step after from_step from the timeline before its rows go on, and
+ * loses, as the supervisor counts it when it starts the attempt, the steps
+ * from the last step row seen (evaluations do not count) back to
+ * from_step. So each step keeps the value of the highest attempt that
+ * recorded it, steps an abandoned attempt ran past its successor's resume
+ * point do not count, and the steps lost follow from the attempts, not
+ * from where the rows happen to go backwards (an evaluation logged at the
+ * resume step, a crash one step after a checkpoint). Rows of an attempt
+ * with no record fall back to that: a step going backwards is a restart
+ * from the step before.
  */
 #ifndef INSPECT_H
 #define INSPECT_H
@@ -54,7 +61,7 @@ typedef struct insp_timeline {
 	insp_point *p;              /* by step, increasing */
 	size_t n, cap;
 	long lost_steps;            /* steps dropped by restarts */
-	int rewinds;                /* restarts that went back in steps */
+	int rewinds;                /* restarts that lost steps */
 	int last_attempt;           /* 0 when no row */
 } insp_timeline;
 

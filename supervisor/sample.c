@@ -57,6 +57,8 @@ static void put_moe(smp *b, const char *rest, double v)
 		l->dropped = v;
 	} else if (strcmp(field, "tokens") == 0) {
 		l->tokens = v;
+	} else if (strcmp(field, "top_k") == 0) {
+		l->top_k = v >= 1 && v <= MON_MOE_MAX_EXPERTS ? (int)v : 0;
 	}
 }
 

@@ -21,7 +21,7 @@ void smp_begin(smp *b, mon_sample_type type, long step, double t);
 
 /* Adds one metric by its protocol name: loss, grad_norm, lr, tokens_per_s,
  * step_time_s, val_loss, moe.L.load.E, moe.L.max_over_mean, moe.L.entropy,
- * moe.L.dropped, moe.L.tokens. Other names are ignored. */
+ * moe.L.dropped, moe.L.tokens, moe.L.top_k. Other names are ignored. */
 void smp_put(smp *b, const char *name, double value);
 
 /* The finished sample (points into b). */

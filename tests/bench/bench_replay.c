@@ -79,7 +79,7 @@ static void load_row(rowbuf *b, const row *r)
 		for (int e = 0; e < GEN_E; e++)
 			b->load[l][e] = r->load[l][e];
 		b->moe[l] = (mon_moe_layer){2 * l + 1, GEN_E, b->load[l], NAN, NAN,
-			r->dropped[l], r->tokens[l]};
+			r->dropped[l], r->tokens[l], 0};
 	}
 	b->s.n_moe = GEN_LAYERS;
 	b->s.moe = b->moe;

@@ -504,7 +504,7 @@ static void test_moe_small_e_bound(void)
 	TT_REQUIRE(g && mon_set_new(&set, NULL) == 0);
 	for (long s = 1; s <= 40; s++) {
 		double load[2] = {s > 20 ? 80 : 52, s > 20 ? 20 : 48};
-		mon_moe_layer l = {0, 2, load, NAN, NAN, NAN, NAN};
+		mon_moe_layer l = {0, 2, load, NAN, NAN, NAN, NAN, 0};
 		mon_sample x;
 		mon_sample_init(&x, MON_SAMPLE_STEP, s, (double)s);
 		x.n_moe = 1;
@@ -615,7 +615,7 @@ static void test_emit_error_and_bad_samples(void)
 	x.loss = INFINITY;
 	TT_CHECK_RC(mon_feed(set, &x, NULL, NULL), 0);
 	double load[65] = {0};
-	mon_moe_layer l = {7, 65, load, NAN, NAN, NAN, NAN};
+	mon_moe_layer l = {7, 65, load, NAN, NAN, NAN, NAN, 0};
 	mon_sample_init(&x, MON_SAMPLE_STEP, 5, 5.0);
 	x.n_moe = 1;
 	x.moe = &l;
