@@ -22,7 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define INGEST_MS 20
 #define TICK_MS 500
 
 static int lock_path(char *out, size_t cap, const char *ws)
@@ -168,7 +167,7 @@ static void on_signal(ev_loop *l, int sig, void *ud)
 			if (p == s->pid) {
 				s->exit_status = st;
 				sup__dispatch(s, SUP_EV_EXIT);
-			} else {
+			} else if (!sup__verify_reaped(s, p, st)) {
 				sup__propose_reaped(s, p, st);
 			}
 		}
@@ -189,14 +188,7 @@ static long ingest_timer(ev_loop *l, void *ud)
 {
 	(void)l;
 	sup *s = ud;
-	int rc = sup__ingest_tick(s);
-	if (rc < 0) {
-		sup__event(s, s->last_step, "store_error", tend_error_last());
-		fprintf(stderr, "tend: ingest failed: %s\n", tend_error_last());
-		ev_stop(s->loop);
-		return EV_TIMER_STOP;
-	}
-	return INGEST_MS;
+	return sup__ingest_wake(s) ? sup__ingest_period_ms(s) : EV_TIMER_STOP;
 }
 
 static long tick_timer(ev_loop *l, void *ud)
@@ -259,13 +251,15 @@ static int setup(sup *s)
 		if ((rc = ev_signal_add(s->loop, sigs[i], on_signal, s)) < 0)
 			return rc;
 	prctl(PR_SET_CHILD_SUBREAPER, 1); /* the trainer's orphans are ours to reap */
-	ev_timer_add(s->loop, INGEST_MS, ingest_timer, s, NULL);
+	sup__watch_open(s);
+	ev_timer_add(s->loop, sup__ingest_period_ms(s), ingest_timer, s, NULL);
 	ev_timer_add(s->loop, TICK_MS, tick_timer, s, NULL);
 	return 0;
 }
 
 static void teardown(sup *s)
 {
+	sup__verify_cancel(s);
 	/* Give webhooks in flight a few seconds, never more. */
 	double t0 = tend_wall_s();
 	while (s->http && http_pending(s->http) > 0 && tend_wall_s() - t0 < 5)
@@ -277,6 +271,7 @@ static void teardown(sup *s)
 	if (s->lock_fd > 0)
 		close(s->lock_fd);
 	s->lock_fd = -1;
+	sup__watch_close(s);
 	ev_free(s->loop);
 	mon_set_free(s->mon);
 	lsb_free(s->policy);
@@ -336,7 +331,7 @@ static int start_or_adopt(sup *s)
 
 int sup_run(const sup_opts *o)
 {
-	sup s = {.o = o, .lock_fd = -1, .lr_scale = 1.0, .last_step = 0};
+	sup s = {.o = o, .lock_fd = -1, .watch_fd = -1, .lr_scale = 1.0, .last_step = 0};
 	int rc;
 	snprintf(s.ws, sizeof s.ws, "%s", o->workspace);
 	for (int k = 0; k < MON_KIND_COUNT; k++)
@@ -356,6 +351,7 @@ int sup_run(const sup_opts *o)
 		(void)w; /* the parent reads EOF as a failure either way */
 	}
 	rc = s.state < SUP_DONE ? ev_run(s.loop) : 0;
+	sup__verify_cancel(&s); /* stopped while verifying checkpoints */
 	sup__propose_finish(&s);
 	sup__ingest(&s);
 	sup__accounts(&s);

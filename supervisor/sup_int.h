@@ -2,7 +2,8 @@
  * sup_int.h - the supervisor's state, shared by its files: sup.c (set-up,
  * lock, loop), sup_life.c (the lifecycle table, trainer start and stop),
  * sup_ingest.c (tails -> store -> monitors), sup_policy.c (incident ->
- * action through the Lua policies), sup_status.c (status line, accounts).
+ * action through the Lua policies), sup_verify.c (the checkpoint to resume
+ * from, verified in a child), sup_status.c (status line, accounts).
  */
 #ifndef SUP_INT_H
 #define SUP_INT_H
@@ -24,6 +25,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 typedef enum sup_state {
 	SUP_RUNNING, SUP_STOPPING, SUP_BACKOFF, SUP_DONE, SUP_STOPPED, SUP_FAILED,
@@ -52,12 +54,54 @@ typedef struct sup_restart {
 	long skip;             /* batches to skip after resuming */
 	char reason[256];
 	bool backoff;          /* wait before starting (crashes) */
+	/* A rollback: resume from the newest good checkpoint before before[0],
+	 * else the newest before before[1]; at_step is where it was decided
+	 * (for the steps-lost count). sup_verify.c finds it. */
+	bool rollback;
+	long before[2];
+	long at_step;
 } sup_restart;
+
+/* A search for the checkpoint to resume from, run in a child process
+ * (sup_verify.c), and the verdicts of earlier searches by file identity. */
+typedef struct sup_vfile {
+	char name[40];          /* file name in RUN_DIR/checkpoints */
+	long step;              /* by name; the header's once verified good */
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	int known;              /* 1 good, 0 bad, -1 not verified */
+} sup_vfile;
+
+#define SUP_VCACHE 64
+
+typedef struct sup_verify {
+	bool busy;              /* a search is in flight */
+	bool reading;           /* fd is open and watched */
+	bool reaped;            /* the child has been waited for (status) */
+	pid_t pid;              /* the verifying child */
+	int fd;                 /* read end of the child's answer pipe */
+	int status;             /* the child's wait status */
+	double t0;
+	sup_vfile *cand;        /* this search's candidates, in order */
+	size_t n_cand;
+	char line[64];          /* the answer line being read */
+	size_t len;
+	bool answered, garbage;
+	long found, step;       /* the good candidate and its step, -1 = none */
+	size_t rejected;
+	sup_vfile cache[SUP_VCACHE];
+	size_t n_cache, next_slot;
+} sup_verify;
 
 #define SUP_RING 64
 #define SUP_PENDING 32
 #define SUP_ASKED 64
-#define SUP_COMMIT_S 0.25
+#define SUP_COMMIT_S 1.0
+#define SUP_POLL_MS 20        /* ingest period without inotify */
+#define SUP_WATCH_POLL_MS 100 /* with it: commits and a safety net */
+#define SUP_WATCH_GAP_MS 10   /* a watch's rest after each wake */
 
 typedef struct sup_pending {
 	int64_t incident;
@@ -98,6 +142,7 @@ typedef struct sup {
 	long malformed;
 	bool in_batch;           /* sup__ingest opened the store batch */
 	double last_commit;      /* monotonic time of the last batch commit */
+	int watch_fd;            /* inotify on the files' directories, -1 = poll */
 	int batch_rc;            /* why opening it failed */
 	/* accounts */
 	double wall_start;
@@ -118,6 +163,7 @@ typedef struct sup {
 	int n_propose;
 	struct { int kind; long onset; } asked[SUP_ASKED]; /* causes proposed for */
 	int n_asked;
+	sup_verify verify;       /* finding the checkpoint to resume from */
 } sup;
 
 /* sup_life.c */
@@ -140,6 +186,12 @@ int sup__ingest_open(sup *s);
 void sup__ingest_close(sup *s);
 int sup__ingest(sup *s);      /* read and commit now */
 int sup__ingest_tick(sup *s); /* read; commit when due or an incident waits */
+/* sup_watch.c: the ingest woken by writes (inotify), else by polling. */
+int sup__watch_open(sup *s);
+void sup__watch_close(sup *s);
+long sup__ingest_period_ms(const sup *s);
+/* An ingest tick; on a store error stops the loop and returns false. */
+bool sup__ingest_wake(sup *s);
 void sup__ring_push(sup *s, const char *line, size_t len);
 
 /* sup_policy.c */
@@ -147,9 +199,20 @@ int sup__policy_open(sup *s);
 void sup__policy_run(sup *s);  /* acts on s->pending */
 int sup__incident_emit(const mon_incident *inc, void *ud);
 int sup__mon_params(mon_params *p, const cfg *c);
-/* The newest checkpoint with step < before whose checksum verifies: its
- * step, path in path; -1 when none. */
-long sup__find_good(sup *s, long before, char *path, size_t cap);
+/* The "rollback" event, once s->next says where the rollback resumes. */
+void sup__rollback_event(sup *s);
+
+/* sup_verify.c */
+/* Resolves s->next ("latest" or a rollback) to the newest good checkpoint.
+ * 0: s->next now names it (or a fresh start; also when nothing needed
+ * resolving). 1: a child is verifying checksums; its answer fills s->next
+ * and starts the trainer, so the caller starts nothing. */
+int sup__verify_resolve(sup *s);
+/* True when pid was the verifying child (its status is taken). */
+bool sup__verify_reaped(sup *s, pid_t pid, int status);
+/* Kills and reaps a verifying child (the run is ending); harmless when
+ * none runs. */
+void sup__verify_cancel(sup *s);
 
 /* sup_umon.c */
 int sup__user_monitors_open(sup *s);

@@ -304,22 +304,18 @@ static void build_env(sup *s, argv_buf *e)
 	arg(e, argf(e, "TEND_SCAFFOLD_DIR=%s/scaffold", s->ws));
 }
 
-/* "latest" becomes the newest good checkpoint here rather than in the
- * trainer, so the attempt records where it starts and the monitors know
- * which steps the restart repeats. */
-static void resolve_latest(sup *s)
+/* "latest" (or a rollback's target) becomes the newest good checkpoint
+ * here rather than in the trainer, so the attempt records where it starts
+ * and the monitors know which steps the restart repeats. Verifying hashes
+ * whole checkpoints, so it runs in a child (sup_verify.c): true while it
+ * does, the run waiting in backoff until its answer starts the trainer. */
+static bool resolve_latest(sup *s)
 {
-	char path[PATH_MAX];
-	if (strcmp(s->next.resume, "latest") != 0)
-		return;
-	long step = sup__find_good(s, LONG_MAX, path, sizeof path);
-	if (step >= 0) {
-		snprintf(s->next.resume, sizeof s->next.resume, "%s", path);
-		s->next.from_step = step;
-	} else {
-		s->next.resume[0] = '\0'; /* nothing to resume: a fresh start */
-		s->next.from_step = 0;
-	}
+	if (sup__verify_resolve(s) == 0)
+		return false;
+	if (s->state != SUP_BACKOFF)
+		set_state(s, SUP_BACKOFF);
+	return true;
 }
 
 int sup__start_trainer(sup *s)
@@ -327,7 +323,8 @@ int sup__start_trainer(sup *s)
 	argv_buf a = {0}, e = {0};
 	pid_t pid;
 	int rc;
-	resolve_latest(s);
+	if (resolve_latest(s))
+		return 0;
 	const cfg_strlist *cmd = &s->cfg->run.command;
 	if (cmd->n == 0) {
 		if ((rc = build_intree(s, &a)) < 0)
@@ -349,9 +346,14 @@ int sup__start_trainer(sup *s)
 	s->pid = pid;
 	s->finished = false;
 	if (s->next.from_step >= 0) {
-		/* The steps after from_step are done again: lost to the restart. */
-		if (s->last_step > s->next.from_step)
+		/* The steps after from_step are done again: lost to the restart,
+		 * and counted once even if this attempt dies before its first
+		 * step and the next resumes from the same checkpoint. */
+		if (s->last_step > s->next.from_step) {
 			s->lost_steps += s->last_step - s->next.from_step;
+			sup__account_rollback(s, s->next.from_step);
+			s->last_step = s->next.from_step;
+		}
 		mon_reset_after_restart(s->mon, s->next.from_step);
 	}
 	store_attempt_begin(s->st, &s->attempt, s->run_id,

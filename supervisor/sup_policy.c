@@ -7,7 +7,6 @@
  * trainer (roll back, restart, give up).
  */
 #include "sup_int.h"
-#include "ckpt.h"
 #include "clock.h"
 #include "fsutil.h"
 #include "launch.h"
@@ -231,46 +230,36 @@ static int write_control(sup *s, const char *text)
 	return rc;
 }
 
-/* The newest checkpoint before `before` whose checksum verifies. */
-long sup__find_good(sup *s, long before, char *path, size_t cap)
-{
-	char dir[PATH_MAX + 16];
-	snprintf(dir, sizeof dir, "%s/checkpoints", s->run_dir);
-	if (ckpt_latest_good(dir, before, path, cap) < 0)
-		return -1;
-	ckpt *c = NULL;
-	long step = -1;
-	if (ckpt_open(&c, path) == 0)
-		step = ckpt_step(c);
-	ckpt_free(c);
-	return step;
-}
-
+/* Rolling back stops the trainer now; where it resumes is found when it
+ * starts again (sup_verify.c: the newest checkpoint at least rollback_steps
+ * before the onset whose checksum verifies, else the newest before the
+ * onset, else a fresh start), and said then by sup__rollback_event. */
 static void rollback(sup *s, const mon_incident *inc, const decision *d)
 {
 	long onset = inc->onset_step >= 0 ? inc->onset_step : s->last_step;
-	long target = onset - s->cfg->recovery.rollback_steps;
-	char path[PATH_MAX];
-	long step = sup__find_good(s, target + 1, path, sizeof path);
-	if (step < 0)
-		step = sup__find_good(s, onset, path, sizeof path);
 	memset(&s->next, 0, sizeof s->next);
-	if (step >= 0)
-		snprintf(s->next.resume, sizeof s->next.resume, "%s", path);
-	s->next.from_step = step < 0 ? 0 : step;
+	s->next.rollback = true;
+	s->next.before[0] = onset - s->cfg->recovery.rollback_steps + 1;
+	s->next.before[1] = onset;
+	s->next.at_step = s->last_step;
+	s->next.from_step = -1;
 	s->next.skip = d->skip;
 	snprintf(s->next.reason, sizeof s->next.reason, "%s: %s", mon_kind_name(inc->kind), d->reason);
 	s->lr_scale *= d->lr_scale;
-	long lost = s->last_step - s->next.from_step; /* counted when it starts */
-	char msg[PATH_MAX + 256];
-	snprintf(msg, sizeof msg, "roll back to step %ld (%s), skip %ld batches, lr scale %g; "
-		 "%ld steps lost", s->next.from_step, step >= 0 ? path : "no good checkpoint: "
-		 "fresh start", d->skip, s->lr_scale, lost);
-	sup__event(s, s->last_step, "rollback", msg);
 	if (s->pid > 0)
 		sup__dispatch(s, SUP_EV_RECOVER);
 	else
 		sup__restart(s);
+}
+
+void sup__rollback_event(sup *s)
+{
+	const sup_restart *r = &s->next;
+	char msg[PATH_MAX + 256];
+	snprintf(msg, sizeof msg, "roll back to step %ld (%s), skip %ld batches, lr scale %g; "
+		 "%ld steps lost", r->from_step, r->resume[0] ? r->resume : "no good checkpoint: "
+		 "fresh start", r->skip, s->lr_scale, r->at_step - r->from_step);
+	sup__event(s, r->at_step, "rollback", msg);
 }
 
 static void restart_latest(sup *s, const mon_incident *inc, const decision *d, bool crash)

@@ -1,0 +1,117 @@
+/*
+ * test_e2e_wake.c - how the supervisor learns of new lines: woken by the
+ * write through inotify, or, where inotify cannot be had, by polling every
+ * 20 ms. Either way an incident is committed at once and plain rows within
+ * the commit period. The "trainer" is `sleep`; this process writes the
+ * metrics lines itself. Polling is forced for real: this process takes
+ * every inotify instance the user may have before the supervisor starts.
+ */
+#include "e2e.h"
+#include "tt.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <sys/inotify.h>
+
+static const char policy[] =
+	"local P = {api = 1}\n"
+	"function P.decide(inc, ctx) return {action = \"alert\", reason = \"test\"} end\n"
+	"return P\n";
+
+/* Polls a count query until it reaches want or max_s passes. */
+static long long wait_count(sqlite3 *db, const char *sql, long long want, double max_s)
+{
+	double t0 = e2e_now();
+	long long n = 0;
+	while ((n = e2e_int(db, sql)) < want && e2e_now() - t0 < max_s)
+		e2e_sleep(0.005);
+	return n;
+}
+
+/* True when process pid holds an inotify instance. */
+static bool has_inotify(pid_t pid)
+{
+	char dir[64], path[PATH_MAX], target[64];
+	struct dirent *e;
+	bool found = false;
+	snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dir);
+	while (d && !found && (e = readdir(d))) {
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		ssize_t n = readlink(path, target, sizeof target - 1);
+		target[n > 0 ? n : 0] = '\0';
+		found = strcmp(target, "anon_inode:inotify") == 0;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static void run_case(const char *name, bool inotify)
+{
+	char ws[PATH_MAX], path[PATH_MAX + 64], line[256];
+	e2e_cfg c = {.run = "  command: [sleep, \"600\"]\n"};
+	e2e_proc p, stop;
+	TT_REQUIRE(e2e_workspace(ws, sizeof ws, name, &c) == 0);
+	snprintf(path, sizeof path, "%s/scaffold/policies.lua", ws);
+	TT_REQUIRE(fsu_write_atomic(path, policy, sizeof policy - 1, 0644) == 0);
+	snprintf(path, sizeof path, "%s/runs/w", ws);
+	mkdir(path, 0755);
+	snprintf(path, sizeof path, "%s/runs/w/metrics.jsonl", ws);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	sqlite3 *db = e2e_db(ws);
+	TT_REQUIRE(fd >= 0 && db);
+	TT_REQUIRE(e2e_spawnv(&p, ws, "run", (const char *const[]){"run", "w", "--no-status",
+								  NULL}) == 0);
+	TT_CHECK(wait_count(db, "SELECT count(*) FROM runs WHERE state = 'running'", 1, 30) == 1);
+	TT_CHECK(has_inotify(p.pid) == inotify);
+	/* Plain rows: committed within the commit period (1 s) and a tick. */
+	for (int i = 1; i <= 5; i++) {
+		int len = snprintf(line, sizeof line, "{\"step\":%d,\"loss\":2.5}\n", i);
+		TT_CHECK(write(fd, line, (size_t)len) == len);
+	}
+	TT_CHECK(wait_count(db, "SELECT count(*) FROM metrics", 5, 3) == 5);
+	/* An incident: committed at once, each time. */
+	for (int i = 1; i <= 5; i++) {
+		int len = snprintf(line, sizeof line, "{\"step\":%d,\"loss\":NaN}\n", 1000 * i);
+		TT_CHECK(write(fd, line, (size_t)len) == len);
+		TT_CHECK(wait_count(db, "SELECT coalesce(sum(count), 0) FROM incidents WHERE "
+				    "signature = 'nonfinite:loss'", i, 2) == i);
+	}
+	TT_CHECK(e2e_tend(&stop, ws, "stop", 60, "stop", "--now") == 0);
+	TT_CHECK(e2e_wait(&p, 60) == 1); /* stopped before its end */
+	close(fd);
+	sqlite3_close(db);
+	e2e_kill_trainer(ws, "w");
+}
+
+static void test_woken_by_writes(void)
+{
+	run_case("inotify", true);
+}
+
+static void test_polling_without_inotify(void)
+{
+	int fds[4096], n = 0, fd;
+	while (n < 4096 && (fd = inotify_init1(IN_CLOEXEC)) >= 0)
+		fds[n++] = fd;
+	bool exhausted = n < 4096 && (errno == EMFILE || errno == ENFILE);
+	if (!exhausted)
+		fprintf(stderr, "  (could not exhaust inotify instances: %s; case not meaningful)\n",
+			strerror(errno));
+	TT_CHECK(exhausted);
+	if (exhausted)
+		run_case("poll", false);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+int main(void)
+{
+	if (e2e_setup() < 0)
+		return 1;
+	TT_RUN(test_woken_by_writes);
+	TT_RUN(test_polling_without_inotify);
+	e2e_teardown();
+	return TT_DONE();
+}
