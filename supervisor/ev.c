@@ -211,13 +211,18 @@ static void run_signals(ev_loop *l)
 	}
 }
 
-/* Finds a due timer not yet fired in this pass; NULL when none. */
+/* The earliest due timer not yet fired in this pass; NULL when none. By
+ * deadline, not by position: after a late wake-up several are due at once
+ * and must still fire in the order they fell due. */
 static timer *next_due(ev_loop *l)
 {
-	for (size_t i = 0; i < l->n_timers; i++)
-		if (l->timers[i].due <= l->now && l->timers[i].pass != l->pass)
-			return &l->timers[i];
-	return NULL;
+	timer *best = NULL;
+	for (size_t i = 0; i < l->n_timers; i++) {
+		timer *t = &l->timers[i];
+		if (t->due <= l->now && t->pass != l->pass && (!best || t->due < best->due))
+			best = t;
+	}
+	return best;
 }
 
 /* Fires due timers, each at most once a pass. A callback may add or delete

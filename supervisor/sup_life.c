@@ -5,9 +5,10 @@
  *
  *              EXIT        RECOVER     GIVEUP      STOP        STOP_NOW    GRACE       BACKOFF
  *  RUNNING     exited      term(rst)   term(give)  int(stop)   kill(stop)  -           -
- *  STOPPING    stopped     -           intent=give -           kill        kill        -
+ *  STOPPING    stopped     -           intent=give intent=stop kill,stop   kill        -
  *  BACKOFF     -           -           give_up     to_stopped  to_stopped  -           restart
  *  DONE/STOPPED/FAILED: every event is ignored.
+ *  In STOPPING a stop turns a restart's intent into stop (a give-up stands).
  */
 #include "sup_int.h"
 #include "cli.h"
@@ -87,6 +88,21 @@ static void a_kill_stop(sup *s)
 
 static void a_intent_giveup(sup *s) { s->intent = SUP_INTENT_GIVEUP; }
 
+/* A stop while the trainer ends for a restart (a rollback) wins: once it has
+ * exited the run is stopped, not restarted. It keeps the SIGTERM it got, so
+ * it writes no checkpoint of the state it was being stopped for. */
+static void a_intent_stop(sup *s)
+{
+	if (s->intent == SUP_INTENT_RESTART)
+		s->intent = SUP_INTENT_STOP;
+}
+
+static void a_kill_intent_stop(sup *s)
+{
+	a_intent_stop(s);
+	a_kill(s);
+}
+
 static void give_up(sup *s, const char *why)
 {
 	char text[512];
@@ -154,6 +170,23 @@ static void end_attempt(sup *s, int status)
 	}
 }
 
+/* The trainer has exited after a stop was asked for: what the stop was for. */
+static void after_stop(sup *s)
+{
+	switch (s->intent) {
+	case SUP_INTENT_RESTART:
+		s->intent = SUP_INTENT_NONE;
+		set_state(s, SUP_RUNNING);
+		restart(s);
+		break;
+	case SUP_INTENT_GIVEUP:
+		give_up(s, s->next.reason);
+		break;
+	default:
+		set_state(s, SUP_STOPPED);
+	}
+}
+
 /* The trainer exited on its own, while running. */
 static void a_exited(sup *s)
 {
@@ -170,7 +203,9 @@ static void a_exited(sup *s)
 		return;
 	}
 	sup__on_child_exit(s, st); /* classify: a crash incident, then policy */
-	if (s->state == SUP_RUNNING && s->pid == 0)
+	if (s->state == SUP_STOPPING) /* a policy acted on its last lines: this is that stop */
+		after_stop(s);
+	else if (s->state == SUP_RUNNING && s->pid == 0)
 		give_up(s, "the trainer exited and no policy restarted it");
 }
 
@@ -179,18 +214,7 @@ static void a_stopped(sup *s)
 {
 	sup__ingest(s);
 	end_attempt(s, s->exit_status);
-	switch (s->intent) {
-	case SUP_INTENT_RESTART:
-		s->intent = SUP_INTENT_NONE;
-		set_state(s, SUP_RUNNING);
-		restart(s);
-		break;
-	case SUP_INTENT_GIVEUP:
-		give_up(s, s->next.reason);
-		break;
-	default:
-		set_state(s, SUP_STOPPED);
-	}
+	after_stop(s);
 }
 
 static const sup_action table[SUP_NSTATES][SUP_NEVENTS] = {
@@ -201,7 +225,8 @@ static const sup_action table[SUP_NSTATES][SUP_NEVENTS] = {
 	},
 	[SUP_STOPPING] = {
 		[SUP_EV_EXIT] = a_stopped, [SUP_EV_GIVEUP] = a_intent_giveup,
-		[SUP_EV_STOP_NOW] = a_kill, [SUP_EV_GRACE] = a_kill,
+		[SUP_EV_STOP] = a_intent_stop, [SUP_EV_STOP_NOW] = a_kill_intent_stop,
+		[SUP_EV_GRACE] = a_kill,
 	},
 	[SUP_BACKOFF] = {
 		[SUP_EV_GIVEUP] = a_give_up, [SUP_EV_STOP] = a_to_stopped,

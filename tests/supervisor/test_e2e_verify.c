@@ -8,6 +8,10 @@
  * arrives, answers `tend stop` (killing and reaping the child), or sees the
  * child die (a fresh start, said why). Released, it rolls back to the
  * newest good checkpoint; and a verdict once reached is not hashed again.
+ * A stop that comes while the trainer ends for a rollback, before any
+ * verification, is held there (both processes frozen in turn) and stops
+ * the run; a rollback decided on the last lines of a trainer already dead
+ * is carried out.
  */
 #include "e2e.h"
 #include "sha256.h"
@@ -165,6 +169,157 @@ static void end(const char *ws, sqlite3 *db, e2e_proc *run)
 	e2e_kill_trainer(ws, "r");
 }
 
+/* Replaces the first `from` in WS/tend.yaml with `to`. */
+static int patch_config(const char *ws, const char *from, const char *to)
+{
+	char path[PATH_MAX], out[8192];
+	int rc = -1;
+	snprintf(path, sizeof path, "%s/tend.yaml", ws);
+	char *text = e2e_slurp(path), *at = strstr(text, from);
+	if (at && strlen(text) - strlen(from) + strlen(to) < sizeof out) {
+		snprintf(out, sizeof out, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+		rc = fsu_write_atomic(path, out, strlen(out), 0644);
+	}
+	free(text);
+	return rc;
+}
+
+/* Waits until RUN_DIR/metrics.jsonl has a line holding both a and b. */
+static int wait_line(const char *ws, const char *a, const char *b, double max_s)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/runs/r/metrics.jsonl", ws);
+	for (double t0 = e2e_now(); e2e_now() - t0 < max_s; e2e_sleep(0.002)) {
+		char *text = e2e_slurp(path), *at = strstr(text, a);
+		char *eol = at ? strchr(at, '\n') : NULL;
+		bool found = eol && (*eol = '\0', strstr(at, b) != NULL);
+		free(text);
+		if (found)
+			return 0;
+	}
+	return -1;
+}
+
+/* Brings run r to the moment of the race and sends `tend stop` there: the
+ * supervisor is frozen until its trainer has written the NaN of step 35,
+ * the trainer then frozen, so the rollback's SIGTERM waits in it (the run
+ * "stopping") until the stop has reached the supervisor. 0 when it did. */
+static int stop_in_rollback(const char *ws, e2e_proc *run, e2e_proc *stop, bool now)
+{
+	pid_t tp = 0;
+	int rc = -1;
+	double t0 = e2e_now();
+	while ((!e2e_trainer_alive(ws, "r", &tp) || tp <= 1) && e2e_now() - t0 < 30)
+		e2e_sleep(0.002);
+	if (tp <= 1 || kill(run->pid, SIGSTOP) < 0)
+		return -1;
+	if (wait_line(ws, "\"step\":35,", "\"loss\":NaN", 30) == 0 && kill(-tp, SIGSTOP) == 0) {
+		kill(run->pid, SIGCONT);
+		if (wait_count(ws, 1, 30, "SELECT count(*) FROM runs WHERE state = 'stopping'") == 0 &&
+		    e2e_spawnv(stop, ws, "stop", (const char *const[]){"stop", now ? "--now" : NULL,
+				NULL}) == 0)
+			rc = wait_count(ws, 1, 30, "SELECT count(*) FROM events WHERE kind = 'stop'");
+	}
+	kill(run->pid, SIGCONT);
+	kill(-tp, SIGCONT);
+	return rc;
+}
+
+/* `tend stop` (or --now) while the trainer ends for a rollback: the run is
+ * stopped once it has exited (the SIGTERM it got, so no checkpoint of the
+ * poisoned state; --now kills it), never restarted or verified for. */
+static void stop_during_rollback(const char *name, bool now)
+{
+	char ws[PATH_MAX];
+	e2e_proc run = {0}, stop = {0};
+	e2e_cfg c = {.inject = "\"nan@35\"", .monitors = "  stall:\n    timeout_s: 60\n"};
+	TT_REQUIRE(e2e_workspace(ws, sizeof ws, name, &c) == 0);
+	/* No SIGKILL from the grace timer while the trainer is held. */
+	TT_REQUIRE(patch_config(ws, "term_grace_s: 2\n", "term_grace_s: 60\n") == 0);
+	TT_REQUIRE(e2e_spawnv(&run, ws, "run", (const char *const[]){"run", "r", "--no-status",
+			      NULL}) == 0);
+	TT_CHECK(stop_in_rollback(ws, &run, &stop, now) == 0);
+	TT_CHECK(e2e_wait(&run, 30) == 1);
+	TT_CHECK(stop.pid > 0 && e2e_wait(&stop, 30) == 0);
+	sqlite3 *db = e2e_db(ws);
+	TT_REQUIRE(db);
+	TT_CHECK_STR(e2e_text(db, "SELECT state FROM runs WHERE name = 'r'"), "stopped");
+	TT_CHECK(count_events(db, "policy", "incident % nonfinite:loss -> rollback: %") == 1);
+	TT_CHECK(count_events(db, "stop", now ? "stop now requested" : "stop requested") == 1);
+	TT_CHECK(count_events(db, "kill", "%") == (now ? 1 : 0));
+	TT_CHECK(e2e_int(db, "SELECT count(*) FROM events WHERE kind IN ('rollback', 'verify', "
+			 "'verify_failed')") == 0);
+	TT_CHECK(count_events(db, "start", "attempt %") == 1);
+	TT_CHECK(e2e_int(db, "SELECT count(*) FROM attempts") == 1);
+	TT_CHECK(e2e_int(db, now ? "SELECT signal FROM attempts WHERE n = 1" :
+			 "SELECT exit_status FROM attempts WHERE n = 1") == (now ? SIGKILL : 0));
+	TT_CHECK(!e2e_trainer_alive(ws, "r", NULL));
+	end(ws, db, &run);
+}
+
+static void test_stop_during_rollback(void) { stop_during_rollback("rb-stop", false); }
+static void test_stop_now_during_rollback(void) { stop_during_rollback("rb-stop-now", true); }
+
+/* A trainer (run.command) that writes five steps, then, once RUN_DIR/go
+ * exists, a NaN and dies at once (exit 3); its second attempt finishes. */
+static const char die_on_nan_sh[] =
+	"#!/bin/sh\n"
+	"m=\"$TEND_METRICS_FILE\"\n"
+	"if [ \"$TEND_ATTEMPT\" != 1 ]; then\n"
+	"  echo '{\"type\":\"event\",\"step\":1,\"event\":\"exit\",\"message\":\"finished\"}' >> \"$m\"\n"
+	"  exit 0\n"
+	"fi\n"
+	"for i in 1 2 3 4 5; do\n"
+	"  printf '{\"type\":\"step\",\"step\":%s,\"loss\":2.5,\"grad_norm\":1}\\n' $i >> \"$m\"\n"
+	"done\n"
+	"while [ ! -e \"$TEND_RUN_DIR/go\" ]; do sleep 0.01; done\n"
+	"echo '{\"type\":\"step\",\"step\":6,\"loss\":NaN,\"grad_norm\":NaN}' >> \"$m\"\n"
+	"exit 3\n";
+
+/* The trainer's exit reaches the supervisor before its NaN line does (the
+ * supervisor is frozen while the trainer writes it and dies; thawed, it
+ * takes signals first): reading that line as the exit is handled, the
+ * policy rolls back a trainer that is already gone. The rollback is
+ * carried out (it used to leave the run "stopping" with no trainer,
+ * deaf to `tend stop`). */
+static void test_rollback_decided_as_trainer_dies(void)
+{
+	char ws[PATH_MAX], path[PATH_MAX + 16], cmd[PATH_MAX + 64];
+	e2e_proc run = {0};
+	pid_t tp = 0, ppid;
+	TT_REQUIRE(e2e_workspace(ws, sizeof ws, "dies", &(e2e_cfg){0}) == 0);
+	snprintf(path, sizeof path, "%s/train.sh", ws);
+	TT_REQUIRE(fsu_write_atomic(path, die_on_nan_sh, strlen(die_on_nan_sh), 0755) == 0);
+	snprintf(cmd, sizeof cmd, "run:\n  command: [\"%s\"]\n", path);
+	TT_REQUIRE(patch_config(ws, "run:\n", cmd) == 0);
+	TT_REQUIRE(e2e_spawnv(&run, ws, "run", (const char *const[]){"run", "r", "--no-status",
+			      NULL}) == 0);
+	TT_CHECK(wait_count(ws, 5, 30, "SELECT count(*) FROM metrics m JOIN metric_names n ON "
+			    "n.id = m.name_id WHERE n.name = 'loss'") == 0);
+	TT_CHECK(e2e_trainer_alive(ws, "r", &tp) && tp > 1);
+	kill(run.pid, SIGSTOP);
+	for (int i = 0; i < 200 && proc_state(run.pid, "tend", &ppid) != 'T'; i++)
+		e2e_sleep(0.005);
+	TT_CHECK(proc_state(run.pid, "tend", &ppid) == 'T');
+	snprintf(path, sizeof path, "%s/runs/r/go", ws);
+	TT_CHECK(fsu_write_atomic(path, "", 0, 0644) == 0);
+	for (double t0 = e2e_now(); e2e_trainer_alive(ws, "r", NULL) && e2e_now() - t0 < 30;)
+		e2e_sleep(0.005);
+	TT_CHECK(!e2e_trainer_alive(ws, "r", NULL));
+	kill(run.pid, SIGCONT);
+	TT_CHECK(e2e_wait(&run, 20) == 0);
+	sqlite3 *db = e2e_db(ws);
+	TT_REQUIRE(db);
+	TT_CHECK_STR(e2e_text(db, "SELECT state FROM runs WHERE name = 'r'"), "finished");
+	TT_CHECK(count_events(db, "policy", "incident % nonfinite:loss -> rollback: %") == 1);
+	TT_CHECK(count_events(db, "rollback", "roll back to step 0 (no good checkpoint: fresh "
+			      "start), skip 20 batches, lr scale 1; 6 steps lost") == 1);
+	TT_CHECK(e2e_int(db, "SELECT count(*) FROM attempts") == 2);
+	TT_CHECK(e2e_int(db, "SELECT exit_status FROM attempts WHERE n = 1") == 3);
+	TT_CHECK(e2e_int(db, "SELECT from_step FROM attempts WHERE n = 2") == 0);
+	end(ws, db, &run);
+}
+
 /* nan@35 rolls back. The search (newest first, before step 26) meets the
  * corrupt 24 first; held there, the loop still ingests a line the test
  * appends, the run waits in backoff with no rollback decided yet. Let go,
@@ -241,7 +396,10 @@ static void test_stop_while_verifying(void)
 }
 
 /* A verifying child that dies gives no answer: a fresh start, and an event
- * saying why. */
+ * saying why. The fresh start skips 20 batches, so nan@35 (a data batch)
+ * comes back at its step 15 and rolls back again: the stop may land in any
+ * phase of that second rollback (test_stop_during_rollback holds the one
+ * that lost it), and each ends the run "stopped". */
 static void test_dead_verifier_means_fresh_start(void)
 {
 	char ws[PATH_MAX];
@@ -256,6 +414,7 @@ static void test_dead_verifier_means_fresh_start(void)
 	TT_CHECK(e2e_wait(&run, 30) == 1);
 	sqlite3 *db = e2e_db(ws);
 	TT_REQUIRE(db);
+	TT_CHECK_STR(e2e_text(db, "SELECT state FROM runs WHERE name = 'r'"), "stopped");
 	char like[160];
 	snprintf(like, sizeof like, "checkpoint verification (pid %d) was killed by signal 9: "
 		 "no good checkpoint: fresh start", (int)v);
@@ -299,6 +458,9 @@ int main(void)
 	TT_RUN(test_stop_while_verifying);
 	TT_RUN(test_dead_verifier_means_fresh_start);
 	TT_RUN(test_verdict_remembered);
+	TT_RUN(test_stop_during_rollback);
+	TT_RUN(test_stop_now_during_rollback);
+	TT_RUN(test_rollback_decided_as_trainer_dies);
 	e2e_teardown();
 	return TT_DONE();
 }

@@ -5,6 +5,7 @@
 #include "tt.h"
 
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct {
@@ -39,6 +40,23 @@ static void test_timers_fire_in_order(void)
 	TT_CHECK(o.n == 5);
 	TT_CHECK(o.fired[0] == 1 && o.fired[1] == 2 && o.fired[2] == 3);
 	TT_CHECK(ev_now(l) - t0 >= 0.049);
+	ev_free(l);
+}
+
+/* A loop that wakes late finds several timers due at once: they still
+ * fire by deadline, not in the order they were added. */
+static void test_late_wake_fires_by_deadline(void)
+{
+	ev_loop *l;
+	order_t o = {.repeat_left = 0};
+	TT_REQUIRE(ev_new(&l) == 0);
+	ev_timer_add(l, 20, fire_b, &o, NULL);
+	ev_timer_add(l, 5, fire_a, &o, NULL);
+	struct timespec ts = {0, 60 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	TT_CHECK(ev_run_once(l, 0) == 0);
+	TT_CHECK(o.n == 2);
+	TT_CHECK(o.fired[0] == 1 && o.fired[1] == 2);
 	ev_free(l);
 }
 
@@ -105,6 +123,7 @@ static void test_signal_delivered(void)
 int main(void)
 {
 	TT_RUN(test_timers_fire_in_order);
+	TT_RUN(test_late_wake_fires_by_deadline);
 	TT_RUN(test_timer_deleted_by_callback);
 	TT_RUN(test_io_readiness);
 	TT_RUN(test_signal_delivered);
