@@ -547,7 +547,10 @@ done:
  * commits on power loss, never consistency. The journal mode is changed
  * only after the version check, because that writes to the file. The
  * transaction statements are prepared now so that a rollback never needs
- * to prepare anything. */
+ * to prepare anything. A new file gets 8 KiB pages: a big ingest batch
+ * costs ~15% less CPU than with 4 KiB, for twice the bytes a small one
+ * rewrites (docs/store.md); a file keeps the page size it was made with
+ * (in WAL mode it cannot change). */
 static int configure(store *s, int fresh)
 {
 	static const char common[] =
@@ -561,7 +564,7 @@ static int configure(store *s, int fresh)
 	if (s->flags & STORE_READONLY)
 		return exec_const(s, "PRAGMA query_only = ON",
 				  "configuring the connection");
-	if ((fresh && (rc = exec_const(s, "PRAGMA page_size = 4096",
+	if ((fresh && (rc = exec_const(s, "PRAGMA page_size = 8192",
 				       "configuring the connection")) != 0) ||
 	    (rc = set_wal(s)) != 0)
 		return rc;

@@ -3,8 +3,8 @@
  * the supervisor tails a run's files, the byte offsets those files have
  * been read up to, and reading all of it back.
  *
- * A metric value costs one hash lookup (name -> id) and one cached INSERT;
- * see docs/store.md for the rates.
+ * A metric value costs one hash lookup (name -> id) and a share of a
+ * multi-row INSERT written in key order; see docs/store.md for the rates.
  */
 #include "store_int.h"
 
@@ -116,48 +116,96 @@ static void bind_value(sqlite3_stmt *st, int i, const store__value *v)
 	sqlite3_bind_double(st, i + 2, v->t);
 }
 
-/* "INSERT OR REPLACE INTO metric_data VALUES (?,?,?),(?,?,?),..." */
-static int many_sql(char *buf, size_t cap)
+/* The cached "INSERT OR REPLACE INTO metric_data (key, value, t) VALUES
+ * (?,?,?),(?,?,?),..." of STORE__ROWS rows. */
+static int many_stmt(store *s, sqlite3_stmt **st)
 {
-	size_t n = (size_t)snprintf(buf, cap, "INSERT OR REPLACE INTO metric_data "
-				    "(key, value, t) VALUES ");
+	char sql[96 + STORE__ROWS * 8] = "";
+	size_t n = 0;
 
-	for (int i = 0; i < STORE__PEND && n < cap; i++)
-		n += (size_t)snprintf(buf + n, cap - n, "%s(?,?,?)",
-				      i ? "," : "");
-	return n < cap ? 0 : -1;
+	if (!s->st[STORE__ST_METRIC_PUT_MANY]) {
+		n = (size_t)snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO "
+				     "metric_data (key, value, t) VALUES ");
+		for (int i = 0; i < STORE__ROWS && n < sizeof sql; i++)
+			n += (size_t)snprintf(sql + n, sizeof sql - n,
+					      "%s(?,?,?)", i ? "," : "");
+	}
+	if (n >= sizeof sql)
+		return tend_error_set(TEND_ERROR, "%s: writing metric values: "
+				      "statement too long", s->path);
+	return store__stmt(s, STORE__ST_METRIC_PUT_MANY, sql, st);
+}
+
+/* The end of the ascending run of keys that starts at v[i]. */
+static int run_end(const store__value *v, int i, int n)
+{
+	while (++i < n && v[i - 1].key <= v[i].key)
+		;
+	return i;
+}
+
+/* Merges the ascending runs a[0..na) and b[0..nb) into out. On equal keys
+ * a's value comes first: a value put later stays later, and it is the one
+ * that INSERT OR REPLACE keeps. */
+static void merge(store__value *out, const store__value *a, int na,
+		  const store__value *b, int nb)
+{
+	int i = 0, j = 0;
+
+	while (i < na && j < nb)
+		*out++ = b[j].key < a[i].key ? b[j++] : a[i++];
+	memcpy(out, a + i, (size_t)(na - i) * sizeof *a);
+	memcpy(out + na - i, b + j, (size_t)(nb - j) * sizeof *b);
+}
+
+/* The pending values in key order, stably: s->pend or s->spare. A natural
+ * merge sort, because values arrive as one ascending run per metrics line
+ * (a line's series are created in its order), so S series in a window of
+ * N values take log2(N / S) passes. */
+static const store__value *sorted_pending(store *s)
+{
+	store__value *src = s->pend, *dst = s->spare, *t;
+	int n = s->npend, pairs;
+
+	if (run_end(src, 0, n) >= n)
+		return src;
+	do {
+		pairs = 0;
+		for (int i = 0, m, e; i < n; i = e, pairs++) {
+			m = run_end(src, i, n);
+			e = m < n ? run_end(src, m, n) : n;
+			merge(dst + i, src + i, m - i, src + m, e - m);
+		}
+		t = src;
+		src = dst;
+		dst = t;
+	} while (pairs > 1);
+	return src;
 }
 
 int store__flush(store *s)
 {
 	static const char what[] = "writing metric values";
-	char sql[96 + STORE__PEND * 8];
+	const store__value *v = s->npend > 1 ? sorted_pending(s) : s->pend;
 	sqlite3_stmt *st = NULL;
-	int rc = 0, i = 0;
+	int n = s->npend, i = 0, rc = 0;
 
-	if (s->npend == STORE__PEND) {
-		if (!s->st[STORE__ST_METRIC_PUT_MANY] &&
-		    many_sql(sql, sizeof sql) != 0)
-			return tend_error_set(TEND_ERROR, "%s: %s: statement "
-					      "too long", s->path, what);
-		if ((rc = store__stmt(s, STORE__ST_METRIC_PUT_MANY, sql,
-				      &st)) != 0)
-			goto done;
-		for (; i < STORE__PEND; i++)
-			bind_value(st, 3 * i + 1, &s->pend[i]);
+	s->npend = 0;
+	if (n >= STORE__ROWS)
+		rc = many_stmt(s, &st);
+	for (; i + STORE__ROWS <= n && rc == 0; i += STORE__ROWS) {
+		for (int j = 0; j < STORE__ROWS; j++)
+			bind_value(st, 3 * j + 1, &v[i + j]);
 		rc = store__exec(s, st, what);
-		goto done;
 	}
-	for (; i < s->npend && rc == 0; i++) {
+	for (; i < n && rc == 0; i++) {
 		if ((rc = store__stmt(s, STORE__ST_METRIC_PUT,
 				      "INSERT OR REPLACE INTO metric_data (key, "
 				      "value, t) VALUES (?1, ?2, ?3)", &st)) == 0) {
-			bind_value(st, 1, &s->pend[i]);
+			bind_value(st, 1, &v[i]);
 			rc = store__exec(s, st, what);
 		}
 	}
-done:
-	s->npend = 0;
 	return rc;
 }
 

@@ -112,10 +112,17 @@ typedef struct store__map {
 	size_t used;
 } store__map;
 
-/* Metric values waiting inside a batch to be written STORE__PEND at a
- * time by one multi-row INSERT: a statement per value costs SQLite almost
- * as much again as the b-tree insert itself. */
-#define STORE__PEND 50
+/* Metric values wait inside a batch, up to STORE__PEND of them, and are
+ * then written in key order, STORE__ROWS per multi-row INSERT:
+ * - a statement per value costs SQLite almost as much again as the b-tree
+ *   insert itself;
+ * - a metrics line puts one value into each of its ~36 series, which lie
+ *   in 36 places of the b-tree; in key order, a series' values go into its
+ *   last leaf one after another instead (docs/store.md has the figures).
+ *   A window of 4,096 values sorts as fast as a whole batch (measured);
+ *   it bounds the memory. */
+#define STORE__PEND 4096
+#define STORE__ROWS 50
 
 typedef struct store__value {
 	int64_t key;
@@ -133,6 +140,7 @@ struct store {
 	sqlite3_stmt *st[STORE__NST];
 	store__map series;
 	store__value pend[STORE__PEND];
+	store__value spare[STORE__PEND]; /* the sort's other half */
 	int npend;
 };
 
