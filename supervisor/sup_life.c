@@ -340,6 +340,9 @@ static bool resolve_latest(sup *s)
 		return false;
 	if (s->state != SUP_BACKOFF)
 		set_state(s, SUP_BACKOFF);
+	/* BACKOFF to the table; said apart for whoever looks, since hashing a
+	 * large checkpoint can take minutes. */
+	store_run_set_state(s->st, s->run_id, "verifying");
 	return true;
 }
 

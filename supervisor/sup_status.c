@@ -76,7 +76,8 @@ void sup__status_line(sup *s, bool final)
 	double eta = s->tokens_per_s > 0 && s->last_step > 0 && s->total_steps > s->last_step
 		? (now - s->wall_start) / s->last_step * (s->total_steps - s->last_step) : 0;
 	fprintf(stderr, "\r\033[K%s %s | step %ld/%ld | loss %.4f | %.0f tok/s | ETA %.0fs | "
-		"ETT %.0f%% | incidents %d%s", s->name, sup__state_name(s->state), s->last_step,
+		"ETT %.0f%% | incidents %d%s", s->name,
+		s->verify.busy ? "verifying" : sup__state_name(s->state), s->last_step,
 		s->total_steps, s->last_loss, s->tokens_per_s, eta,
 		100 * sup__effective_ratio(s, now), open, final ? "\n" : "");
 	fflush(stderr);

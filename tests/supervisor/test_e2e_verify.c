@@ -341,7 +341,7 @@ static void test_loop_runs_while_verifying(void)
 	TT_CHECK(kill(v, 0) == 0); /* still held mid-hash */
 	TT_CHECK(count_events(db, "rollback", "%") == 0);
 	TT_CHECK(e2e_int(db, "SELECT count(*) FROM attempts") == 1);
-	TT_CHECK_STR(e2e_text(db, "SELECT state FROM runs WHERE name = 'r'"), "backoff");
+	TT_CHECK_STR(e2e_text(db, "SELECT state FROM runs WHERE name = 'r'"), "verifying");
 	char like[128];
 	snprintf(like, sizeof like, "verifying up to 4 checkpoints, newest first, in a child "
 		 "process (pid %d)", (int)v);
