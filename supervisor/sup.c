@@ -188,7 +188,7 @@ static long ingest_timer(ev_loop *l, void *ud)
 {
 	(void)l;
 	sup *s = ud;
-	return sup__ingest_wake(s) ? sup__ingest_period_ms(s) : EV_TIMER_STOP;
+	return sup__ingest_timer(s);
 }
 
 static long tick_timer(ev_loop *l, void *ud)

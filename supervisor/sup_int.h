@@ -102,6 +102,7 @@ typedef struct sup_verify {
 #define SUP_POLL_MS 20        /* ingest period without inotify */
 #define SUP_WATCH_POLL_MS 100 /* with it: commits and a safety net */
 #define SUP_WATCH_GAP_MS 10   /* a watch's rest after each wake */
+#define SUP_WATCH_MISSES 3    /* lines found without events: poll instead */
 
 typedef struct sup_pending {
 	int64_t incident;
@@ -143,6 +144,8 @@ typedef struct sup {
 	bool in_batch;           /* sup__ingest opened the store batch */
 	double last_commit;      /* monotonic time of the last batch commit */
 	int watch_fd;            /* inotify on the files' directories, -1 = poll */
+	bool watch_resting;      /* its rest after a wake: events wait unread */
+	int watch_misses;        /* timer ticks that found lines no event announced */
 	int batch_rc;            /* why opening it failed */
 	/* accounts */
 	double wall_start;
@@ -190,8 +193,10 @@ int sup__ingest_tick(sup *s); /* read; commit when due or an incident waits */
 int sup__watch_open(sup *s);
 void sup__watch_close(sup *s);
 long sup__ingest_period_ms(const sup *s);
-/* An ingest tick; on a store error stops the loop and returns false. */
-bool sup__ingest_wake(sup *s);
+/* An ingest tick: lines read, or -1 after a store error stopped the loop. */
+int sup__ingest_wake(sup *s);
+/* The ingest timer's tick; its next period, or EV_TIMER_STOP. */
+long sup__ingest_timer(sup *s);
 void sup__ring_push(sup *s, const char *line, size_t len);
 
 /* sup_policy.c */

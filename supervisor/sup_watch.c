@@ -8,8 +8,9 @@
  * trainer printing thousands of lines a second is read in batches.
  *
  * Without inotify (or when it fails) the ingest timer polls every 20 ms,
- * as it always did; with it the timer only commits open batches and
- * catches anything a watch could miss.
+ * as it always did; with it the timer commits open batches and catches
+ * anything a watch could miss, and when it keeps finding lines no event
+ * announced, polling takes over for good.
  */
 #include "sup_int.h"
 #include "tend.h"
@@ -18,6 +19,7 @@
 #include <libgen.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #define WATCH_MASK (IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | \
@@ -69,6 +71,7 @@ long sup__ingest_period_ms(const sup *s)
 static long resume_watch(ev_loop *l, void *ud)
 {
 	sup *s = ud;
+	s->watch_resting = false;
 	if (s->watch_fd >= 0)
 		ev_io_add(l, s->watch_fd, POLLIN, on_watch, s);
 	return EV_TIMER_STOP;
@@ -110,16 +113,42 @@ static void on_watch(ev_loop *l, int fd, int revents, void *ud)
 	if (!drain(s, fd))
 		return;
 	ev_io_del(l, fd);
+	s->watch_resting = true;
 	ev_timer_add(l, SUP_WATCH_GAP_MS, resume_watch, s, NULL);
 	sup__ingest_wake(s);
 }
 
-bool sup__ingest_wake(sup *s)
+int sup__ingest_wake(sup *s)
 {
-	if (sup__ingest_tick(s) >= 0)
-		return true;
+	int n = sup__ingest_tick(s);
+	if (n >= 0)
+		return n;
 	sup__event(s, s->last_step, "store_error", tend_error_last());
 	fprintf(stderr, "tend: ingest failed: %s\n", tend_error_last());
 	ev_stop(s->loop);
-	return false;
+	return -1;
+}
+
+/* Bytes of events waiting on the watch. */
+static int pending(int fd)
+{
+	int n = 0;
+	return ioctl(fd, FIONREAD, &n) < 0 ? -1 : n;
+}
+
+long sup__ingest_timer(sup *s)
+{
+	int n = sup__ingest_wake(s);
+	if (n < 0)
+		return EV_TIMER_STOP;
+	/* New lines that no event announced: the watch cannot see the writer
+	 * (a network filesystem written from another host, a hard link in
+	 * another directory). A few such, and polling takes over. */
+	if (n > 0 && s->watch_fd >= 0 && !s->watch_resting && pending(s->watch_fd) == 0 &&
+	    ++s->watch_misses >= SUP_WATCH_MISSES) {
+		sup__watch_close(s);
+		sup__event(s, s->last_step, "ingest", "writes to the run's files come without "
+			   "inotify events: polling every 20 ms from now on");
+	}
+	return sup__ingest_period_ms(s);
 }

@@ -24,6 +24,8 @@ static void clean_run(long seed, const char *monitors)
 	TT_CHECK(e2e_int(db, "SELECT count(*) FROM events WHERE kind IN ('policy', "
 			 "'rollback', 'restart', 'skip', 'lower_lr', 'kill', 'giveup')") == 0);
 	TT_CHECK(e2e_int(db, "SELECT count(*) FROM attempts") == 1);
+	/* The trainer's writes woke the ingest: its watch never gave up. */
+	TT_CHECK(e2e_int(db, "SELECT count(*) FROM events WHERE kind = 'ingest'") == 0);
 	TT_CHECK(e2e_int(db, "SELECT count(DISTINCT m.step) FROM metrics m JOIN metric_names n "
 			 "ON n.id = m.name_id WHERE n.name = 'loss'") == 120);
 	/* The accounts of a clean run: nothing lost, no recovery. */

@@ -78,6 +78,9 @@ static void run_case(const char *name, bool inotify)
 		TT_CHECK(wait_count(db, "SELECT coalesce(sum(count), 0) FROM incidents WHERE "
 				    "signature = 'nonfinite:loss'", i, 2) == i);
 	}
+	/* Writes it saw itself never make the watch give up. */
+	TT_CHECK(has_inotify(p.pid) == inotify);
+	TT_CHECK(e2e_int(db, "SELECT count(*) FROM events WHERE kind = 'ingest'") == 0);
 	TT_CHECK(e2e_tend(&stop, ws, "stop", 60, "stop", "--now") == 0);
 	TT_CHECK(e2e_wait(&p, 60) == 1); /* stopped before its end */
 	close(fd);
@@ -106,12 +109,63 @@ static void test_polling_without_inotify(void)
 		close(fds[i]);
 }
 
+/* Writes through a hard link in another directory raise no event in the
+ * run directory's watch, as writes from another host to a network
+ * filesystem would not: the timer finds the lines, and after a few such
+ * finds the supervisor polls instead. */
+static void test_unseen_writes_switch_to_polling(void)
+{
+	char ws[PATH_MAX], path[PATH_MAX + 64], link_path[PATH_MAX + 64], line[256];
+	e2e_cfg c = {.run = "  command: [sleep, \"600\"]\n"};
+	e2e_proc p, stop;
+	TT_REQUIRE(e2e_workspace(ws, sizeof ws, "unseen", &c) == 0);
+	snprintf(path, sizeof path, "%s/scaffold/policies.lua", ws);
+	TT_REQUIRE(fsu_write_atomic(path, policy, sizeof policy - 1, 0644) == 0);
+	snprintf(path, sizeof path, "%s/runs/w", ws);
+	mkdir(path, 0755);
+	snprintf(path, sizeof path, "%s/runs/w/metrics.jsonl", ws);
+	snprintf(link_path, sizeof link_path, "%s/elsewhere", ws);
+	mkdir(link_path, 0755);
+	snprintf(link_path, sizeof link_path, "%s/elsewhere/metrics.jsonl", ws);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	TT_REQUIRE(fd >= 0);
+	close(fd);
+	TT_REQUIRE(link(path, link_path) == 0);
+	fd = open(link_path, O_WRONLY | O_APPEND);
+	sqlite3 *db = e2e_db(ws);
+	TT_REQUIRE(fd >= 0 && db);
+	TT_REQUIRE(e2e_spawnv(&p, ws, "run", (const char *const[]){"run", "w", "--no-status",
+								  NULL}) == 0);
+	TT_CHECK(wait_count(db, "SELECT count(*) FROM runs WHERE state = 'running'", 1, 30) == 1);
+	TT_CHECK(has_inotify(p.pid));
+	for (int i = 1; i <= 8; i++) {
+		int len = snprintf(line, sizeof line, "{\"step\":%d,\"loss\":2.5}\n", i);
+		TT_CHECK(write(fd, line, (size_t)len) == len);
+		e2e_sleep(0.25); /* past a timer tick and the commit of each */
+	}
+	TT_CHECK(wait_count(db, "SELECT count(*) FROM metrics", 8, 3) == 8);
+	TT_CHECK(wait_count(db, "SELECT count(*) FROM events WHERE kind = 'ingest' AND reason "
+			    "LIKE '%%without inotify events: polling every 20 ms%%'", 1, 3) == 1);
+	TT_CHECK(!has_inotify(p.pid));
+	/* Polling now: an incident still comes at once. */
+	int len = snprintf(line, sizeof line, "{\"step\":1000,\"loss\":NaN}\n");
+	TT_CHECK(write(fd, line, (size_t)len) == len);
+	TT_CHECK(wait_count(db, "SELECT coalesce(sum(count), 0) FROM incidents WHERE "
+			    "signature = 'nonfinite:loss'", 1, 2) == 1);
+	TT_CHECK(e2e_tend(&stop, ws, "stop", 60, "stop", "--now") == 0);
+	TT_CHECK(e2e_wait(&p, 60) == 1);
+	close(fd);
+	sqlite3_close(db);
+	e2e_kill_trainer(ws, "w");
+}
+
 int main(void)
 {
 	if (e2e_setup() < 0)
 		return 1;
 	TT_RUN(test_woken_by_writes);
 	TT_RUN(test_polling_without_inotify);
+	TT_RUN(test_unseen_writes_switch_to_polling);
 	e2e_teardown();
 	return TT_DONE();
 }
