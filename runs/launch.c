@@ -111,6 +111,20 @@ void launch_env_free(char **env)
 	free(env);
 }
 
+/* Marks every descriptor above 2 close-on-exec but keep: what the parent
+ * holds (libcurl's sockets, the store, pipes) is none of the child's
+ * business, and a trainer holding them would keep them alive. */
+static void close_others_on_exec(int keep)
+{
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+		long max = sysconf(_SC_OPEN_MAX);
+		for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
+	if (keep > 2)
+		fcntl(keep, F_SETFD, 0);
+}
+
 /* In the child: never returns. Reports errno through errfd on failure. */
 static void child_exec(const launch_spec *s, char **env, int errfd)
 {
@@ -123,7 +137,7 @@ static void child_exec(const launch_spec *s, char **env, int errfd)
 	setpgid(0, 0);
 	if (s->nice > 0 && setpriority(PRIO_PROCESS, 0, s->nice) < 0)
 		goto fail;
-	int devnull = open("/dev/null", O_RDONLY);
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (devnull >= 0)
 		dup2(devnull, 0);
 	int fo = s->stdout_path ? open(s->stdout_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : 1;
@@ -131,6 +145,7 @@ static void child_exec(const launch_spec *s, char **env, int errfd)
 	if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0 ||
 	    (s->cwd && chdir(s->cwd) < 0))
 		goto fail;
+	close_others_on_exec(s->keep_fd);
 	execvpe(s->argv[0], (char *const *)s->argv, env);
 fail:;
 	int e = errno;

@@ -24,6 +24,8 @@ typedef struct launch_spec {
 	bool inherit_env;               /* tend's own helpers (never a trainer):
 					 * keep the whole environment */
 	int nice;                       /* > 0: lower the child's priority */
+	int keep_fd;                    /* > 2: a descriptor the child keeps;
+					 * every other one above 2 is closed */
 } launch_spec;
 
 /* Forks and execs; the child leads a new process group whose id is its

@@ -138,8 +138,9 @@ static int on_event_line(sup *s, const char *line, size_t len)
 	return feed(s, MON_SAMPLE_HEARTBEAT);
 }
 
-/* The batch opens at the first line read, so an idle poll (every 20 ms)
- * costs a few system calls and no transaction. Nonzero stops the poll. */
+/* The batch opens at the first line read, so a wake-up or timer tick that
+ * finds nothing new costs a few system calls and no transaction. Nonzero
+ * stops the poll. */
 static int open_batch(sup *s)
 {
 	if (s->in_batch)
@@ -218,6 +219,7 @@ static int ingest_read(sup *s, int *lines)
 	}
 	if (rc >= 0 && s->batch_rc < 0)
 		rc = s->batch_rc;
+	s->backlog = tail_full(s->t_metrics) || tail_full(s->t_out) || tail_full(s->t_err);
 	if (rc >= 0 && s->in_batch && n > 0)
 		sup__user_monitors(s); /* their incidents join this transaction */
 	*lines = n;

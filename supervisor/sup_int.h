@@ -145,7 +145,9 @@ typedef struct sup {
 	double last_commit;      /* monotonic time of the last batch commit */
 	int watch_fd;            /* inotify on the files' directories, -1 = poll */
 	bool watch_resting;      /* its rest after a wake: events wait unread */
-	int watch_misses;        /* timer ticks that found lines no event announced */
+	int watch_misses;        /* timer ticks in a row that found lines no
+				  * event announced */
+	bool backlog;            /* the last read stopped at its size cap */
 	int batch_rc;            /* why opening it failed */
 	/* accounts */
 	double wall_start;

@@ -100,7 +100,11 @@ static void a_intent_stop(sup *s)
 static void a_kill_intent_stop(sup *s)
 {
 	a_intent_stop(s);
-	a_kill(s);
+	if (s->pid > 0) {
+		sup__event(s, s->last_step, "kill", "stop now requested while the trainer was "
+			   "stopping: SIGKILL");
+		launch_signal(s->pid, SIGKILL);
+	}
 }
 
 static void give_up(sup *s, const char *why)

@@ -117,7 +117,9 @@ int sup__launch_locked(sup *s, pid_t *pid, const launch_spec *spec)
 	int fd = lock_for_launch(s), rc;
 	if (fd < 0)
 		return fd;
-	if ((rc = launch_start(pid, spec)) == 0) {
+	launch_spec ls = *spec;
+	ls.keep_fd = fd;
+	if ((rc = launch_start(pid, &ls)) == 0) {
 		/* Should this fail, the pid is found in /proc when needed. */
 		int n = snprintf(buf, sizeof buf, "%d\n", (int)*pid);
 		ssize_t w = pwrite(fd, buf, (size_t)n, 0);

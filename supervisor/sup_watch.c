@@ -112,6 +112,7 @@ static void on_watch(ev_loop *l, int fd, int revents, void *ud)
 	sup *s = ud;
 	if (!drain(s, fd))
 		return;
+	s->watch_misses = 0; /* it does see the writer */
 	ev_io_del(l, fd);
 	s->watch_resting = true;
 	ev_timer_add(l, SUP_WATCH_GAP_MS, resume_watch, s, NULL);
@@ -138,14 +139,18 @@ static int pending(int fd)
 
 long sup__ingest_timer(sup *s)
 {
+	bool backlog = s->backlog;
 	int n = sup__ingest_wake(s);
 	if (n < 0)
 		return EV_TIMER_STOP;
-	/* New lines that no event announced: the watch cannot see the writer
-	 * (a network filesystem written from another host, a hard link in
-	 * another directory). A few such, and polling takes over. */
-	if (n > 0 && s->watch_fd >= 0 && !s->watch_resting && pending(s->watch_fd) == 0 &&
-	    ++s->watch_misses >= SUP_WATCH_MISSES) {
+	/* New lines that no event announced, and no backlog of a capped read
+	 * (a resumed run's files, a burst) to explain them: the watch cannot
+	 * see the writer (a network filesystem written from another host, a
+	 * hard link in another directory). A few in a row, and polling takes
+	 * over. */
+	if (n == 0 || backlog || s->watch_fd < 0 || s->watch_resting || pending(s->watch_fd) != 0)
+		return sup__ingest_period_ms(s);
+	if (++s->watch_misses >= SUP_WATCH_MISSES) {
 		sup__watch_close(s);
 		sup__event(s, s->last_step, "ingest", "writes to the run's files come without "
 			   "inotify events: polling every 20 ms from now on");

@@ -22,6 +22,7 @@ struct tail {
 	char *buf;        /* pending bytes: read_pos - offset of them */
 	size_t len, cap;
 	size_t dropped;   /* bytes of an overlong line not kept in buf */
+	bool full;        /* the last poll read all it was allowed */
 };
 
 int tail_new(tail **out, const char *path, int64_t offset, size_t max_line)
@@ -129,6 +130,7 @@ int tail_poll(tail *t, size_t max_bytes, tail_line_fn fn, void *ud, bool *trunca
 	int lines = 0, rc;
 	if (truncated)
 		*truncated = false;
+	t->full = false;
 	if ((rc = ensure_open(t, truncated)) <= 0)
 		return rc;
 	size_t want = max_bytes;
@@ -139,6 +141,12 @@ int tail_poll(tail *t, size_t max_bytes, tail_line_fn fn, void *ud, bool *trunca
 		return tend_error_os("tail %s: read", t->path);
 	t->len += (size_t)n;
 	t->read_pos += n;
+	t->full = (size_t)n == want;
 	deliver(t, fn, ud, &lines);
 	return lines;
+}
+
+bool tail_full(const tail *t)
+{
+	return t->full;
 }

@@ -32,6 +32,9 @@ void tail_free(tail *t);
  * 0 and sets *truncated (may be NULL). */
 int tail_poll(tail *t, size_t max_bytes, tail_line_fn fn, void *ud, bool *truncated);
 
+/* True when the last poll read all max_bytes it was allowed: more may be
+ * waiting that no new write announced. */
+bool tail_full(const tail *t);
 /* The offset just past the last delivered line. */
 int64_t tail_offset(const tail *t);
 const char *tail_path(const tail *t);

@@ -159,6 +159,40 @@ static void test_unseen_writes_switch_to_polling(void)
 	e2e_kill_trainer(ws, "w");
 }
 
+/* A backlog (a resumed run's files, a burst of output) is read 4 MiB at a
+ * time by the timer with no event pending: that is not a watch missing
+ * writes. */
+static void test_backlog_keeps_the_watch(void)
+{
+	char ws[PATH_MAX], path[PATH_MAX + 64], line[128];
+	e2e_cfg c = {.run = "  command: [sleep, \"600\"]\n"};
+	e2e_proc p, stop;
+	TT_REQUIRE(e2e_workspace(ws, sizeof ws, "backlog", &c) == 0);
+	snprintf(path, sizeof path, "%s/runs/w", ws);
+	mkdir(path, 0755);
+	snprintf(path, sizeof path, "%s/runs/w/stdout.log", ws);
+	FILE *f = fopen(path, "w");
+	TT_REQUIRE(f);
+	memset(line, 'x', 99);
+	line[99] = '\n';
+	for (int i = 0; i < 140000; i++) /* 14 MB: four capped reads */
+		fwrite(line, 1, 100, f);
+	fclose(f);
+	sqlite3 *db = e2e_db(ws);
+	TT_REQUIRE(db);
+	TT_REQUIRE(e2e_spawnv(&p, ws, "run", (const char *const[]){"run", "w", "--no-status",
+								  NULL}) == 0);
+	TT_CHECK(wait_count(db, "SELECT count(*) FROM logs WHERE stream = 'stdout'", 140000,
+			    30) == 140000);
+	e2e_sleep(0.3);
+	TT_CHECK(has_inotify(p.pid));
+	TT_CHECK(e2e_int(db, "SELECT count(*) FROM events WHERE kind = 'ingest'") == 0);
+	TT_CHECK(e2e_tend(&stop, ws, "stop", 60, "stop", "--now") == 0);
+	TT_CHECK(e2e_wait(&p, 60) == 1);
+	sqlite3_close(db);
+	e2e_kill_trainer(ws, "w");
+}
+
 int main(void)
 {
 	if (e2e_setup() < 0)
@@ -166,6 +200,7 @@ int main(void)
 	TT_RUN(test_woken_by_writes);
 	TT_RUN(test_polling_without_inotify);
 	TT_RUN(test_unseen_writes_switch_to_polling);
+	TT_RUN(test_backlog_keeps_the_watch);
 	e2e_teardown();
 	return TT_DONE();
 }

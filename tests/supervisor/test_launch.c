@@ -4,6 +4,7 @@
 #include "tend.h"
 #include "tt.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -97,6 +98,29 @@ static void test_stderr_to_file(void)
 	TT_CHECK_STR(slurp(err), "oops\n");
 }
 
+/* Only the descriptor asked for reaches the child; others the parent
+ * holds without close-on-exec (as libcurl's sockets are) do not. */
+static void test_only_kept_fd_inherited(void)
+{
+	char out[128], script[256];
+	snprintf(out, sizeof out, "%s/fds.out", dir);
+	int stray = open("/dev/null", O_RDONLY), keep = open("/dev/null", O_RDONLY);
+	TT_REQUIRE(stray > 2 && keep > 2);
+	snprintf(script, sizeof script, "for f in 0 1 2 %d %d; do [ -e /proc/$$/fd/$f ] && "
+		 "echo \"open $f\"; done; true", stray, keep);
+	const char *argv[] = {"sh", "-c", script, NULL};
+	launch_spec s = {.argv = argv, .stdout_path = out, .keep_fd = keep};
+	pid_t pid;
+	int st;
+	TT_REQUIRE(launch_start(&pid, &s) == 0);
+	TT_REQUIRE(waitpid(pid, &st, 0) == pid);
+	char want[128];
+	snprintf(want, sizeof want, "open 0\nopen 1\nopen 2\nopen %d\n", keep);
+	TT_CHECK_STR(slurp(out), want);
+	close(stray);
+	close(keep);
+}
+
 static void test_secret_names(void)
 {
 	TT_CHECK(launch_is_secret_name("OPENAI_API_KEY"));
@@ -116,6 +140,7 @@ int main(void)
 	TT_RUN(test_own_process_group);
 	TT_RUN(test_exec_failure_reported);
 	TT_RUN(test_stderr_to_file);
+	TT_RUN(test_only_kept_fd_inherited);
 	TT_RUN(test_secret_names);
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
