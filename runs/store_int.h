@@ -142,6 +142,8 @@ struct store {
 	store__value pend[STORE__PEND];
 	store__value spare[STORE__PEND]; /* the sort's other half */
 	int npend;
+	int busy_ms;        /* how long a write waits for another writer */
+	double busy_since;  /* monotonic seconds the current wait began */
 };
 
 /* Returns the cached statement for slot, preparing sql on first use, reset
