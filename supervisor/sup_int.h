@@ -71,7 +71,8 @@ typedef struct sup_vfile {
 	ino_t ino;
 	off_t size;
 	struct timespec mtime;
-	int known;              /* 1 good, 0 bad, -1 not verified */
+	int known;              /* 1 good, 0 bad, -1 not verified, -2 could
+				 * not be checked (this search only) */
 } sup_vfile;
 
 #define SUP_VCACHE 64
@@ -80,17 +81,23 @@ typedef struct sup_verify {
 	bool busy;              /* a search is in flight */
 	bool reading;           /* fd is open and watched */
 	bool reaped;            /* the child has been waited for (status) */
-	pid_t pid;              /* the verifying child */
+	pid_t pid;              /* the verifying child, 0 = none now */
 	int fd;                 /* read end of the child's answer pipe */
 	int status;             /* the child's wait status */
+	int64_t timer;          /* the child's deadline, 0 = none */
+	double limit_s;         /* ... in seconds from its start */
+	bool expired;           /* the deadline killed it */
+	int children;           /* started in this search */
 	double t0;
 	sup_vfile *cand;        /* this search's candidates, in order */
 	size_t n_cand;
-	char line[64];          /* the answer line being read */
+	size_t next;            /* the first not answered for: the one a
+				 * child that dies was checking */
+	char line[192];         /* the answer line being read */
 	size_t len;
 	bool answered, garbage;
 	long found, step;       /* the good candidate and its step, -1 = none */
-	size_t rejected;
+	size_t rejected, unchecked;
 	sup_vfile cache[SUP_VCACHE];
 	size_t n_cache, next_slot;
 } sup_verify;

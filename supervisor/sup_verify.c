@@ -8,11 +8,25 @@
  * Verdicts are remembered by file identity (device, inode, size, mtime): a
  * checkpoint verified once is not hashed again while it is unchanged (the
  * trainer replaces a checkpoint by rename, never rewrites it in place).
+ * Only what the file's bytes say is remembered (a checksum or format
+ * failure); a file that could not be read (EIO, EACCES, ENOMEM from mmap)
+ * is skipped for this search only and read again by the next.
  *
- * The child answers one line per verdict: "bad I" for each candidate that
- * fails, then "good I STEP" or "none". Anything else, or a child that dies,
- * counts as no good checkpoint: a fresh start, with a "verify_failed" event
- * saying why.
+ * The child answers one line per candidate, in order, as it goes: "bad I"
+ * (corrupt), "unreadable I WHY" (could not be read), then "good I STEP" or
+ * "none". So when it dies (SIGKILL from a user or the OOM killer, SIGBUS
+ * from a checkpoint truncated while mapped), answers garbage, or outlives
+ * its deadline, the candidate it was checking is the first one it had not
+ * answered for: that one is skipped for this search (not remembered as
+ * corrupt) and a new child takes the rest. Each failed child removes one
+ * candidate, so a search starts at most one child per candidate; only
+ * when none is left is it a fresh start.
+ *
+ * The deadline is recovery.verify_timeout_s plus 1 s per 20 MB the child
+ * has to hash (a disk or network filesystem slower than that is taken for
+ * hung). A child in uninterruptible sleep cannot be reaped even after
+ * SIGKILL, so past its deadline, or when the run ends, the loop kills it,
+ * waits briefly at most, and leaves it to be reaped whenever it ends.
  */
 #include "sup_int.h"
 #include "ckpt.h"
@@ -102,39 +116,65 @@ static int list_candidates(sup_verify *v, const char *dir, const long before[2])
 
 /* ---- the answer ---------------------------------------------------------- */
 
-static void on_line(sup_verify *v, const char *line)
+/* The child says it is done with candidate i: only ever the next one. */
+static bool in_order(sup_verify *v, size_t i)
 {
+	if (i != v->next || i >= v->n_cand)
+		return false;
+	v->next++;
+	return true;
+}
+
+static void unreadable(sup *s, size_t i, const char *why)
+{
+	sup_verify *v = &s->verify;
+	char msg[PATH_MAX];
+	v->cand[i].known = -2;
+	v->unchecked++;
+	snprintf(msg, sizeof msg, "%s could not be read (%s): skipped for this search, not "
+		 "marked corrupt", v->cand[i].name, why);
+	sup__event(s, s->last_step, "verify", msg);
+}
+
+static bool on_line(sup *s, const char *line)
+{
+	sup_verify *v = &s->verify;
 	size_t i;
 	long step;
 	int end = -1;
-	if (v->answered) {
-		v->garbage = true; /* nothing follows the answer */
-	} else if (sscanf(line, "bad %zu%n", &i, &end) == 1 && line[end] == '\0' &&
-		   i < v->n_cand) {
+	if (sscanf(line, "bad %zu%n", &i, &end) == 1 && line[end] == '\0' && in_order(v, i)) {
 		v->cand[i].known = 0;
 		remember(v, &v->cand[i]);
 		v->rejected++;
+	} else if (sscanf(line, "unreadable %zu %n", &i, &end) == 1 && end > 0 &&
+		   line[end - 1] == ' ' && line[end] != '\0' && in_order(v, i)) {
+		unreadable(s, i, line + end);
 	} else if (sscanf(line, "good %zu %ld%n", &i, &step, &end) == 2 && line[end] == '\0' &&
-		   i < v->n_cand && step >= 0) {
+		   step >= 0 && in_order(v, i)) {
 		v->cand[i].known = 1;
 		v->cand[i].step = step;
 		remember(v, &v->cand[i]);
 		v->found = (long)i;
 		v->step = step;
 		v->answered = true;
-	} else if (strcmp(line, "none") == 0) {
+	} else if (strcmp(line, "none") == 0 && v->next == v->n_cand) {
 		v->answered = true;
 	} else {
-		v->garbage = true;
+		return false;
 	}
+	return true;
 }
 
-static void feed(sup_verify *v, const char *buf, size_t n)
+/* Parses what the child wrote. The first thing that is not the next
+ * expected line (or anything after the answer) ends the child: its later
+ * lines could not be trusted either. */
+static void feed(sup *s, const char *buf, size_t n)
 {
-	for (size_t k = 0; k < n; k++) {
+	sup_verify *v = &s->verify;
+	for (size_t k = 0; k < n && !v->garbage; k++) {
 		if (buf[k] == '\n') {
 			v->line[v->len] = '\0';
-			on_line(v, v->line);
+			v->garbage = v->answered || !on_line(s, v->line);
 			v->len = 0;
 		} else if (v->len + 1 < sizeof v->line) {
 			v->line[v->len++] = buf[k];
@@ -142,12 +182,14 @@ static void feed(sup_verify *v, const char *buf, size_t n)
 			v->garbage = true; /* a line longer than any answer */
 		}
 	}
+	if (v->garbage && v->pid > 0 && !v->reaped)
+		kill(v->pid, SIGKILL);
 }
 
 /* ---- the search (in the child, or in the loop when there is no child) --- */
 
 /* Only ever in the child: a write that fails ends it, and the parent takes
- * the missing answer for a failed search. */
+ * the missing answer for a failed child. */
 static void write_all(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
@@ -161,45 +203,61 @@ static void write_all(int fd, const char *p, size_t n)
 	}
 }
 
-static void say(sup_verify *v, int fd, const char *line)
+static void say(sup *s, int fd, const char *line)
 {
 	if (fd >= 0)
 		write_all(fd, line, strlen(line));
 	else
-		feed(v, line, strlen(line));
+		feed(s, line, strlen(line));
 }
 
-/* The candidate's step when it verifies (or is remembered good), else -1. */
-static long check(const sup_vfile *f, const char *dir)
+/* The answer line for candidate i. Only a checksum or format failure
+ * (TEND_EINVAL, TEND_EVERSION: the bytes say so) is "bad"; anything else
+ * (I/O error, permission, out of memory, gone) is "unreadable" with the
+ * reason, the path left out and the text kept to one short line. */
+static void check(char *line, size_t cap, const sup_vfile *f, size_t i, const char *dir)
 {
 	char path[PATH_MAX + 48];
 	ckpt *c = NULL;
-	long step = -1;
-	if (f->known >= 0)
-		return f->known ? f->step : -1;
+	if (f->known == 1 || f->known == 0) {
+		snprintf(line, cap, f->known ? "good %zu %ld\n" : "bad %zu\n", i, f->step);
+		return;
+	}
 	snprintf(path, sizeof path, "%s/%s", dir, f->name);
-	if (ckpt_open(&c, path) == 0)
-		step = ckpt_step(c);
+	int rc = ckpt_open(&c, path);
+	long step = rc == 0 ? ckpt_step(c) : -1;
 	ckpt_free(c);
-	return step < 0 ? -1 : step;
+	if (rc == 0 && step >= 0) {
+		snprintf(line, cap, "good %zu %ld\n", i, step);
+	} else if (rc == 0 || rc == TEND_EINVAL || rc == TEND_EVERSION) {
+		snprintf(line, cap, "bad %zu\n", i);
+	} else {
+		const char *why = tend_error_last();
+		size_t n = strlen(path);
+		if (strncmp(why, path, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+			why += n + 2;
+		snprintf(line, cap, "unreadable %zu %.100s", i, *why ? why : "unknown error");
+		for (char *p = line; *p; p++)
+			if (*p == '\n' || *p == '\r')
+				*p = ' ';
+		strcat(line, "\n");
+	}
 }
 
-/* Tries the candidates in order and tells each verdict: down the pipe fd
- * (in the child), or straight to the parser (fd < 0). */
-static void search(sup_verify *v, const char *dir, int fd)
+/* Tries the candidates in order from v->next and tells each verdict as
+ * it is reached: down the pipe fd (in the child), or straight to the
+ * parser (fd < 0). */
+static void search(sup *s, const char *dir, int fd)
 {
-	char line[64];
-	for (size_t i = 0; i < v->n_cand; i++) {
-		long step = check(&v->cand[i], dir);
-		if (step >= 0)
-			snprintf(line, sizeof line, "good %zu %ld\n", i, step);
-		else
-			snprintf(line, sizeof line, "bad %zu\n", i);
-		say(v, fd, line);
-		if (step >= 0)
+	sup_verify *v = &s->verify;
+	char line[160];
+	for (size_t i = v->next; i < v->n_cand; i++) {
+		check(line, sizeof line, &v->cand[i], i, dir);
+		say(s, fd, line);
+		if (strncmp(line, "good ", 5) == 0)
 			return;
 	}
-	say(v, fd, "none\n");
+	say(s, fd, "none\n");
 }
 
 /* The forked child: dies with the supervisor (no orphan hashing on, no
@@ -215,7 +273,7 @@ static _Noreturn void child_main(sup *s, const int p[2], pid_t parent, const cha
 	close_range((unsigned)p[1] + 1, ~0U, 0);
 	if (p[1] > 3)
 		close_range(3, (unsigned)p[1] - 1, 0);
-	search(&s->verify, dir, p[1]);
+	search(s, dir, p[1]);
 	_exit(0);
 }
 
@@ -224,19 +282,34 @@ static _Noreturn void child_main(sup *s, const int p[2], pid_t parent, const cha
 static void report(sup *s, bool hashed)
 {
 	sup_verify *v = &s->verify;
-	char msg[256];
+	char msg[256], more[64] = "";
 	double dt = tend_mono_ns() / 1e9 - v->t0;
 	if (v->n_cand == 0)
 		return; /* nothing to check: the rollback or start says so */
+	if (v->unchecked)
+		snprintf(more, sizeof more, ", %zu could not be checked", v->unchecked);
 	if (v->found >= 0 && hashed)
-		snprintf(msg, sizeof msg, "%s (step %ld) verifies; %zu newer rejected; %.2f s",
-			 v->cand[v->found].name, v->step, v->rejected, dt);
+		snprintf(msg, sizeof msg, "%s (step %ld) verifies; %zu newer rejected%s; %.2f s",
+			 v->cand[v->found].name, v->step, v->rejected, more, dt);
 	else if (v->found >= 0)
 		snprintf(msg, sizeof msg, "%s (step %ld) verified before and unchanged: not "
 			 "hashed again", v->cand[v->found].name, v->step);
+	else if (v->unchecked)
+		snprintf(msg, sizeof msg, "no good checkpoint among %zu: %zu rejected%s: fresh "
+			 "start; %.2f s", v->n_cand, v->rejected, more, dt);
 	else
 		snprintf(msg, sizeof msg, "none of %zu checkpoints verifies; %.2f s", v->n_cand, dt);
 	sup__event(s, s->last_step, "verify", msg);
+}
+
+/* Ends the search (no child left) and forgets its candidates. */
+static void drop(sup_verify *v)
+{
+	v->busy = false;
+	v->pid = 0;
+	free(v->cand);
+	v->cand = NULL;
+	v->n_cand = 0;
 }
 
 /* Puts the answer into s->next: the good checkpoint, or a fresh start
@@ -261,58 +334,197 @@ static void conclude(sup *s, const char *why, bool hashed)
 	if (r->rollback)
 		sup__rollback_event(s);
 	r->rollback = false;
-	free(v->cand);
-	v->cand = NULL;
-	v->n_cand = 0;
+	drop(v);
 }
 
-/* Once the pipe is closed and the child reaped: judge, then start the
- * trainer, unless the run ended meanwhile (it waits in backoff until
- * then; a stop or give-up moves it on). */
+/* Searches in the loop, hashing only what no verdict is remembered for
+ * (none left: no cost; fork failed: the old, blocking way). */
+static void search_here(sup *s, const char *dir, bool hashed)
+{
+	search(s, dir, -1);
+	conclude(s, s->verify.garbage ? "checkpoint verification in the loop gave no answer" :
+		 NULL, hashed);
+}
+
+/* Nothing from v->next on needs hashing: the cached verdicts answer. */
+static bool all_known(const sup_verify *v)
+{
+	for (size_t i = v->next; i < v->n_cand; i++)
+		if (v->cand[i].known != 0)
+			return v->cand[i].known == 1;
+	return true;
+}
+
+/* Waits at most about 0.2 s for a child sent SIGKILL: one in
+ * uninterruptible sleep (a hung read) cannot end before its read does,
+ * and the loop must not hang on it. True when it was reaped. */
+static bool reap_briefly(pid_t pid)
+{
+	for (int i = 0; i < 200; i++) {
+		pid_t r = waitpid(pid, NULL, WNOHANG);
+		if (r == pid || (r < 0 && errno != EINTR))
+			return r == pid || errno == ECHILD;
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
+static int start_child(sup *s, const char *dir);
+
+/* Goes on from candidate v->next: in the loop when the cached verdicts
+ * answer (or fork fails), else in a new child. 1 while a child verifies,
+ * 0 once s->next is resolved. */
+static int go_on(sup *s, const char *dir)
+{
+	sup_verify *v = &s->verify;
+	char msg[160];
+	if (all_known(v)) {
+		search_here(s, dir, v->children > 0);
+		return 0;
+	}
+	if (start_child(s, dir) < 0) {
+		snprintf(msg, sizeof msg, "%s: verifying in the loop", tend_error_last());
+		sup__event(s, s->last_step, "verify_failed", msg);
+		search_here(s, dir, true);
+		return 0;
+	}
+	size_t n = v->n_cand - v->next;
+	snprintf(msg, sizeof msg, "verifying up to %zu checkpoint%s, newest first, in a child "
+		 "process (pid %d)", n, n == 1 ? "" : "s", (int)v->pid);
+	sup__event(s, s->last_step, "verify", msg);
+	return 1;
+}
+
+/* What went wrong with a child that gave no valid answer, naming the
+ * candidate it was checking, which is skipped for this search. */
+static void child_failed(sup *s)
+{
+	sup_verify *v = &s->verify;
+	char why[96], msg[PATH_MAX];
+	int pid = (int)v->pid;
+	if (v->expired)
+		snprintf(why, sizeof why, "took longer than its %.1f s deadline (killed)",
+			 v->limit_s);
+	else if (v->garbage)
+		snprintf(why, sizeof why, "gave an invalid answer");
+	else if (WIFSIGNALED(v->status))
+		snprintf(why, sizeof why, "was killed by signal %d", WTERMSIG(v->status));
+	else if (WEXITSTATUS(v->status) != 0)
+		snprintf(why, sizeof why, "exited with status %d", WEXITSTATUS(v->status));
+	else
+		snprintf(why, sizeof why, "ended without an answer");
+	if (v->next >= v->n_cand) {
+		snprintf(msg, sizeof msg, "checkpoint verification (pid %d) %s after checking "
+			 "every candidate", pid, why);
+	} else {
+		snprintf(msg, sizeof msg, "checkpoint verification (pid %d) %s while checking "
+			 "%s: skipped for this search, not marked corrupt", pid, why,
+			 v->cand[v->next].name);
+		v->cand[v->next++].known = -2;
+		v->unchecked++;
+	}
+	sup__event(s, s->last_step, "verify_failed", msg);
+}
+
+/* Once the child is done with (pipe closed, reaped or given up on):
+ * judge, then start the trainer or a child for the candidates left,
+ * unless the run ended meanwhile (it waits in backoff until then; a stop
+ * or give-up moves it on). */
 static void finish(sup *s)
 {
 	sup_verify *v = &s->verify;
-	char why[160] = "";
-	if (!v->busy || v->reading || !v->reaped)
+	char dir[PATH_MAX + 16];
+	if (!v->busy || v->pid <= 0 || v->reading || !v->reaped)
 		return;
-	v->busy = false;
-	if (WIFSIGNALED(v->status))
-		snprintf(why, sizeof why, "checkpoint verification (pid %d) was killed by signal %d",
-			 (int)v->pid, WTERMSIG(v->status));
-	else if (!WIFEXITED(v->status) || WEXITSTATUS(v->status) != 0)
-		snprintf(why, sizeof why, "checkpoint verification (pid %d) exited with status %d",
-			 (int)v->pid, WEXITSTATUS(v->status));
-	else if (!v->answered || v->garbage)
-		snprintf(why, sizeof why, "checkpoint verification (pid %d) gave no valid answer",
-			 (int)v->pid);
+	if (v->timer)
+		ev_timer_del(s->loop, v->timer);
+	v->timer = 0;
+	bool answered = v->answered && !v->garbage;
+	if (!answered)
+		child_failed(s);
+	v->pid = 0;
+	v->answered = v->garbage = false; /* what is left starts clean */
+	v->len = 0;
 	if (s->state != SUP_BACKOFF) {
-		free(v->cand);
-		v->cand = NULL;
-		v->n_cand = 0;
+		drop(v);
 		return;
 	}
-	conclude(s, why[0] ? why : NULL, true);
+	snprintf(dir, sizeof dir, "%s/checkpoints", s->run_dir);
+	if (answered)
+		conclude(s, NULL, true);
+	else if (go_on(s, dir) == 1)
+		return;
 	if (sup__start_trainer(s) < 0)
 		sup__giveup(s, tend_error_last());
+}
+
+/* Reads what the child wrote so far; true at end of file. */
+static bool drain(sup *s, int fd)
+{
+	char buf[512];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof buf)) > 0)
+		feed(s, buf, (size_t)n);
+	return !(n < 0 && (errno == EAGAIN || errno == EINTR));
+}
+
+static void stop_reading(sup *s)
+{
+	sup_verify *v = &s->verify;
+	if (!v->reading)
+		return;
+	ev_io_del(s->loop, v->fd);
+	close(v->fd);
+	v->reading = false;
+	if (v->len)
+		v->garbage = true; /* an unfinished line */
 }
 
 static void on_pipe(ev_loop *l, int fd, int revents, void *ud)
 {
 	sup *s = ud;
-	sup_verify *v = &s->verify;
-	char buf[512];
-	ssize_t n;
+	(void)l;
 	(void)revents;
-	while ((n = read(fd, buf, sizeof buf)) > 0)
-		feed(v, buf, (size_t)n);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	if (!drain(s, fd))
 		return;
-	ev_io_del(l, fd); /* EOF: the child is done or dead */
-	close(fd);
-	v->reading = false;
-	if (v->len)
-		v->garbage = true; /* an unfinished line */
+	stop_reading(s); /* EOF: the child is done or dead */
 	finish(s);
+}
+
+/* The child's deadline: what it answered in time counts; it is killed
+ * and not waited for (it may be stuck in a read), and the candidate it
+ * was on is skipped as if it had died. Its exit is reaped by the loop's
+ * SIGCHLD handler whenever it comes. */
+static long on_deadline(ev_loop *l, void *ud)
+{
+	sup *s = ud;
+	sup_verify *v = &s->verify;
+	(void)l;
+	v->timer = 0;
+	if (v->reading)
+		drain(s, v->fd);
+	if (!v->reaped) {
+		kill(v->pid, SIGKILL);
+		v->expired = !(v->answered && !v->garbage);
+		v->reaped = true;
+		v->status = 0;
+	}
+	stop_reading(s);
+	finish(s);
+	return EV_TIMER_STOP;
+}
+
+/* The deadline of a child starting at candidate v->next, in seconds. */
+static double deadline_s(const sup *s)
+{
+	const sup_verify *v = &s->verify;
+	double bytes = 0;
+	for (size_t i = v->next; i < v->n_cand; i++)
+		if (v->cand[i].known == -1)
+			bytes += (double)v->cand[i].size;
+	double t = s->cfg->recovery.verify_timeout_s + bytes / 20e6;
+	return t < 1e8 ? t : 1e8; /* three years: as good as none, and fits a long */
 }
 
 static int start_child(sup *s, const char *dir)
@@ -331,43 +543,34 @@ static int start_child(sup *s, const char *dir)
 		close(p[0]);
 		return rc;
 	}
+	v->limit_s = deadline_s(s);
 	rc = fcntl(p[0], F_SETFL, O_NONBLOCK) < 0 ? tend_error_os("checkpoint verification: pipe") :
 	     ev_io_add(s->loop, p[0], POLLIN, on_pipe, s);
+	if (rc == 0 && (rc = ev_timer_add(s->loop, (long)(v->limit_s * 1000) + 1, on_deadline, s,
+					  &v->timer)) < 0)
+		ev_io_del(s->loop, p[0]);
 	if (rc < 0) {
 		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
+		reap_briefly(pid);
 		close(p[0]);
 		return rc;
 	}
 	v->busy = v->reading = true;
+	v->reaped = v->expired = v->answered = v->garbage = false;
+	v->len = 0;
 	v->pid = pid;
 	v->fd = p[0];
+	v->children++;
 	return 0;
 }
 
 /* ---- the supervisor's side ------------------------------------------------ */
 
-/* Searches in the loop, hashing only what no verdict is remembered for
- * (none left: no cost; fork failed: the old, blocking way). */
-static void search_here(sup *s, const char *dir, bool hashed)
-{
-	search(&s->verify, dir, -1);
-	conclude(s, NULL, hashed);
-}
-
-static bool all_known(const sup_verify *v)
-{
-	for (size_t i = 0; i < v->n_cand; i++)
-		if (v->cand[i].known != 0)
-			return v->cand[i].known == 1;
-	return true;
-}
-
 int sup__verify_resolve(sup *s)
 {
 	sup_verify *v = &s->verify;
 	const sup_restart *r = &s->next;
-	char dir[PATH_MAX + 16], msg[160];
+	char dir[PATH_MAX + 16];
 	if (v->busy)
 		return 1; /* one search at a time: its answer starts the trainer */
 	if (!r->rollback && strcmp(r->resume, "latest") != 0)
@@ -377,33 +580,24 @@ int sup__verify_resolve(sup *s)
 		memcpy(before, r->before, sizeof before);
 	snprintf(dir, sizeof dir, "%s/checkpoints", s->run_dir);
 	v->found = v->step = -1;
-	v->rejected = v->len = 0;
-	v->answered = v->garbage = v->reaped = false;
+	v->rejected = v->unchecked = v->next = v->len = 0;
+	v->answered = v->garbage = v->reaped = v->expired = false;
+	v->children = 0;
+	v->pid = 0;
+	v->timer = 0;
 	v->t0 = tend_mono_ns() / 1e9;
 	if (list_candidates(v, dir, before) < 0) {
 		conclude(s, tend_error_last(), false);
 		return 0;
 	}
-	if (all_known(v)) {
-		search_here(s, dir, false);
-		return 0;
-	}
-	if (start_child(s, dir) < 0) {
-		snprintf(msg, sizeof msg, "%s: verifying in the loop", tend_error_last());
-		sup__event(s, s->last_step, "verify_failed", msg);
-		search_here(s, dir, true);
-		return 0;
-	}
-	snprintf(msg, sizeof msg, "verifying up to %zu checkpoints, newest first, in a child "
-		 "process (pid %d)", v->n_cand, (int)v->pid);
-	sup__event(s, s->last_step, "verify", msg);
-	return 1;
+	v->busy = true; /* from here, conclude ends it */
+	return go_on(s, dir);
 }
 
 bool sup__verify_reaped(sup *s, pid_t pid, int status)
 {
 	sup_verify *v = &s->verify;
-	if (!v->busy || v->reaped || pid != v->pid)
+	if (!v->busy || v->reaped || v->pid <= 0 || pid != v->pid)
 		return false;
 	v->reaped = true;
 	v->status = status;
@@ -416,21 +610,22 @@ void sup__verify_cancel(sup *s)
 	sup_verify *v = &s->verify;
 	if (!v->busy)
 		return;
-	if (!v->reaped) {
-		char msg[160];
+	if (v->pid > 0 && !v->reaped) {
+		char msg[200];
 		kill(v->pid, SIGKILL);
-		while (waitpid(v->pid, NULL, 0) < 0 && errno == EINTR)
-			;
+		bool gone = reap_briefly(v->pid);
 		snprintf(msg, sizeof msg, "the run ended before checkpoint verification did: "
-			 "killed its child (pid %d)", (int)v->pid);
+			 "killed its child (pid %d)%s", (int)v->pid, gone ? "" :
+			 ", which has not ended yet: left behind");
 		sup__event(s, s->last_step, "verify", msg);
 	}
 	if (v->reading) {
 		ev_io_del(s->loop, v->fd);
 		close(v->fd);
+		v->reading = false;
 	}
-	v->busy = v->reading = false;
-	free(v->cand);
-	v->cand = NULL;
-	v->n_cand = 0;
+	if (v->timer)
+		ev_timer_del(s->loop, v->timer);
+	v->timer = 0;
+	drop(v);
 }

@@ -4,20 +4,29 @@
  * supervisor's loop. A large corrupt checkpoint (sparse, sized so hashing
  * it takes about 0.3 s here) is the newest candidate; the test catches the
  * real `tend-verify` child in the middle of hashing it and holds it there
- * with SIGSTOP, so nothing races the hash: meanwhile the loop ingests what
- * arrives, answers `tend stop` (killing and reaping the child), or sees the
- * child die (a fresh start, said why). Released, it rolls back to the
- * newest good checkpoint; and a verdict once reached is not hashed again.
+ * with SIGSTOP (seen in /proc/PID/maps to have that file mapped), so
+ * nothing races the hash: meanwhile the loop ingests what arrives, answers
+ * `tend stop` (killing and reaping the child), sees the child die or pass
+ * its deadline (that candidate skipped, a new child for the rest; a fresh
+ * start only when none is left). Released, it rolls back to the newest
+ * good checkpoint; a verdict once reached is not hashed again, but a file
+ * that could not be read (mode 000, the run's supervisor without
+ * CAP_DAC_OVERRIDE, as the tests run as root) is read again next time.
  * A stop that comes while the trainer ends for a rollback, before any
  * verification, is held there (both processes frozen in turn) and stops
  * the run; a rollback decided on the last lines of a trainer already dead
  * is carried out.
  */
+#include "ckpt.h"
 #include "e2e.h"
 #include "sha256.h"
 #include "tt.h"
 
 #include <dirent.h>
+#include <linux/capability.h>
+#include <stdbool.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 
 /* Bytes SHA-256 hashes per second in this build, measured now. */
 static double hash_rate(void)
@@ -61,17 +70,39 @@ static int fake_ckpt(const char *ws, long step, long long bytes)
 	return rc;
 }
 
+/* RUN_DIR/checkpoints/ckpt-STEP.bin: a small valid checkpoint. */
+static int good_ckpt(const char *ws, long step)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32];
+	float x[16] = {0};
+	ckpt_writer *w = NULL;
+	snprintf(dir, sizeof dir, "%s/runs/r/checkpoints", ws);
+	if (fsu_mkdir_p(dir, 0755) < 0)
+		return -1;
+	snprintf(path, sizeof path, "%s/ckpt-%08ld.bin", dir, step);
+	int rc = ckpt_writer_new(&w, step);
+	if (rc == 0)
+		rc = ckpt_writer_add(w, "w", x, 16);
+	if (rc == 0)
+		rc = ckpt_write(w, path);
+	ckpt_writer_free(w);
+	return rc;
+}
+
+/* Bytes of a corrupt checkpoint that take about 0.3 s to hash here. */
+static long long fake_bytes(void)
+{
+	long long bytes = (long long)(hash_rate() * 0.3) & ~63LL;
+	if (bytes < (64LL << 20))
+		bytes = 64LL << 20;
+	return bytes > (1LL << 30) ? 1LL << 30 : bytes;
+}
+
 /* A workspace whose run r has the corrupt checkpoint at step 24, between
  * the good ones at 20 and 30, and `tend run r` started in it. */
 static int start(char *ws, const char *name, const e2e_cfg *c, e2e_proc *run)
 {
-	double rate = hash_rate();
-	long long bytes = (long long)(rate * 0.3) & ~63LL;
-	if (bytes < (64LL << 20))
-		bytes = 64LL << 20;
-	if (bytes > (1LL << 30))
-		bytes = 1LL << 30;
-	if (e2e_workspace(ws, PATH_MAX, name, c) < 0 || fake_ckpt(ws, 24, bytes) < 0)
+	if (e2e_workspace(ws, PATH_MAX, name, c) < 0 || fake_ckpt(ws, 24, fake_bytes()) < 0)
 		return -1;
 	return e2e_spawnv(run, ws, "run", (const char *const[]){"run", "r", "--no-status", NULL});
 }
@@ -96,33 +127,62 @@ static char proc_state(pid_t pid, const char *comm, pid_t *ppid)
 	return st;
 }
 
-/* Finds the supervisor's `tend-verify` child and stops it where it is;
- * its pid, or -1 when none showed up in time (or it had already ended). */
-static pid_t catch_verifier(pid_t sup, double max_s)
+/* A live `tend-verify` child of sup other than `not`; 0 when none. */
+static pid_t find_verifier(pid_t sup, pid_t not)
 {
-	double t0 = e2e_now();
-	while (e2e_now() - t0 < max_s) {
-		DIR *d = opendir("/proc");
-		struct dirent *e;
-		pid_t found = 0, ppid = 0;
-		while (d && !found && (e = readdir(d))) {
-			pid_t p = (pid_t)atol(e->d_name);
-			char st = p > 0 ? proc_state(p, "tend-verify", &ppid) : 0;
-			if (st && ppid == sup)
-				found = st == 'Z' ? -1 : p;
-		}
-		if (d)
-			closedir(d);
-		if (found > 0 && kill(found, SIGSTOP) == 0) {
-			for (int i = 0; i < 200 && proc_state(found, "tend-verify", &ppid) != 'T'; i++)
-				e2e_sleep(0.005);
-			return proc_state(found, "tend-verify", &ppid) == 'T' ? found : -1;
-		}
-		if (found < 0)
-			return -1;
-		e2e_sleep(0.002);
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t found = 0, ppid = 0;
+	while (d && !found && (e = readdir(d))) {
+		pid_t p = (pid_t)atol(e->d_name);
+		char st = p > 0 && p != not ? proc_state(p, "tend-verify", &ppid) : 0;
+		if (st && st != 'Z' && ppid == sup)
+			found = p;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* True when pid has a file called name mapped (the checkpoint reader
+ * hashes through a mapping, so: while it is checking that file). */
+static bool maps_has(pid_t pid, const char *name)
+{
+	char path[64], line[PATH_MAX + 160];
+	bool found = false;
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+	FILE *f = fopen(path, "r");
+	while (f && !found && fgets(line, sizeof line, f))
+		found = strstr(line, name) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* Finds the supervisor's `tend-verify` child (not `not`) and stops it
+ * while it hashes the checkpoint called name: stopped, looked at, let go
+ * for a millisecond until it is there. Its pid, or -1 when that did not
+ * happen in time. */
+static pid_t hold_verifier(pid_t sup, const char *name, pid_t not, double max_s)
+{
+	pid_t ppid;
+	for (double t0 = e2e_now(); e2e_now() - t0 < max_s; e2e_sleep(0.001)) {
+		pid_t v = find_verifier(sup, not);
+		if (v <= 0 || kill(v, SIGSTOP) < 0)
+			continue;
+		for (int i = 0; i < 200 && proc_state(v, "tend-verify", &ppid) != 'T'; i++)
+			e2e_sleep(0.005);
+		if (proc_state(v, "tend-verify", &ppid) == 'T' && maps_has(v, name))
+			return v;
+		kill(v, SIGCONT);
 	}
 	return -1;
+}
+
+/* The usual case: the child of start(), held in the corrupt step 24. */
+static pid_t catch_verifier(pid_t sup, double max_s)
+{
+	return hold_verifier(sup, "/ckpt-00000024.bin", 0, max_s);
 }
 
 static long long count_events(sqlite3 *db, const char *kind, const char *like)
@@ -395,34 +455,239 @@ static void test_stop_while_verifying(void)
 	end(ws, db, &run);
 }
 
-/* A verifying child that dies gives no answer: a fresh start, and an event
- * saying why. The fresh start skips 20 batches, so nan@35 (a data batch)
- * comes back at its step 15 and rolls back again: the stop may land in any
- * phase of that second rollback (test_stop_during_rollback holds the one
- * that lost it), and each ends the run "stopped". */
-static void test_dead_verifier_means_fresh_start(void)
+/* A verifying child that dies (here SIGKILL while it hashes the corrupt
+ * 24, the newest candidate, as the OOM killer or a SIGBUS would) costs
+ * that candidate only: it is skipped for this search, not marked corrupt,
+ * and a new child checks the rest. The run rolls back to 20, the next
+ * good one, and finishes. */
+static void test_dead_verifier_costs_one_candidate(void)
 {
-	char ws[PATH_MAX];
-	e2e_proc run = {0}, stop;
-	e2e_cfg c = {.inject = "\"nan@35\"", .steps = 1000};
+	char ws[PATH_MAX], like[256];
+	e2e_proc run = {0};
+	e2e_cfg c = {.inject = "\"nan@35\""};
 	TT_REQUIRE(start(ws, "death", &c, &run) == 0);
 	pid_t v = catch_verifier(run.pid, 60);
 	TT_REQUIRE(v > 0);
 	kill(v, SIGKILL);
-	TT_CHECK(wait_count(ws, 2, 30, "SELECT count(*) FROM attempts") == 0);
-	TT_CHECK(e2e_tend(&stop, ws, "stop", 30, "stop") == 0);
-	TT_CHECK(e2e_wait(&run, 30) == 1);
+	TT_CHECK(e2e_wait(&run, 90) == 0);
 	sqlite3 *db = e2e_db(ws);
 	TT_REQUIRE(db);
-	TT_CHECK_STR(e2e_text(db, "SELECT state FROM runs WHERE name = 'r'"), "stopped");
-	char like[160];
-	snprintf(like, sizeof like, "checkpoint verification (pid %d) was killed by signal 9: "
-		 "no good checkpoint: fresh start", (int)v);
+	TT_CHECK_STR(e2e_text(db, "SELECT state FROM runs WHERE name = 'r'"), "finished");
+	snprintf(like, sizeof like, "checkpoint verification (pid %d) was killed by signal 9 "
+		 "while checking ckpt-00000024.bin: skipped for this search, not marked corrupt",
+		 (int)v);
 	TT_CHECK(count_events(db, "verify_failed", like) == 1);
-	TT_CHECK(count_events(db, "rollback", "roll back to step 0 (no good checkpoint: fresh "
-			      "start), skip 20 batches, %") == 1);
+	TT_CHECK(count_events(db, "verify_failed", "%") == 1);
+	TT_CHECK(count_events(db, "verify", "verifying up to 3 checkpoints, newest first, in a "
+			      "child process (pid %)") == 1);
+	TT_CHECK(count_events(db, "verify", "ckpt-00000020.bin (step 20) verifies; 0 newer "
+			      "rejected, 1 could not be checked; % s") == 1);
+	TT_CHECK(count_events(db, "rollback", "roll back to step 20 (%/runs/r/checkpoints/"
+			      "ckpt-00000020.bin), skip 20 batches, lr scale 1; % steps lost") == 1);
+	TT_CHECK(e2e_int(db, "SELECT count(*) FROM attempts") == 2);
+	TT_CHECK(e2e_int(db, "SELECT from_step FROM attempts WHERE n = 2") == 20);
+	end(ws, db, &run);
+}
+
+/* Workspace NAME whose trainer (run.command) is the shell script text. */
+static int script_workspace(char *ws, const char *name, const char *text)
+{
+	char path[PATH_MAX + 16], cmd[PATH_MAX + 64];
+	if (e2e_workspace(ws, PATH_MAX, name, &(e2e_cfg){0}) < 0)
+		return -1;
+	snprintf(path, sizeof path, "%s/train.sh", ws);
+	snprintf(cmd, sizeof cmd, "run:\n  command: [\"%s\"]\n", path);
+	if (fsu_write_atomic(path, text, strlen(text), 0755) < 0)
+		return -1;
+	return patch_config(ws, "run:\n", cmd);
+}
+
+/* A trainer whose first attempt crashes at once (exit 3), and whose
+ * second waits for RUN_DIR/go when `twice`, then crashes too; the last
+ * one finishes. */
+#define FINISH_SH \
+	"echo '{\"type\":\"event\",\"step\":21,\"event\":\"exit\",\"message\":\"finished\"}'" \
+	" >> \"$TEND_METRICS_FILE\"\nexit 0\n"
+static const char crash_once_sh[] = "#!/bin/sh\n[ \"$TEND_ATTEMPT\" = 1 ] && exit 3\n" FINISH_SH;
+static const char crash_twice_sh[] =
+	"#!/bin/sh\n"
+	"[ \"$TEND_ATTEMPT\" = 1 ] && exit 3\n"
+	"if [ \"$TEND_ATTEMPT\" = 2 ]; then\n"
+	"  while [ ! -e \"$TEND_RUN_DIR/go\" ]; do sleep 0.01; done\n"
+	"  exit 3\n"
+	"fi\n" FINISH_SH;
+
+/* Every candidate's child dies (the corrupt 20 and 10 of a crash's
+ * restart, each child killed while it hashes its own): none is left, so
+ * it is a fresh start, said so. */
+static void test_every_verifier_dies_fresh_start(void)
+{
+	char ws[PATH_MAX], like[256];
+	e2e_proc run = {0};
+	long long bytes = fake_bytes();
+	TT_REQUIRE(script_workspace(ws, "all-die", crash_once_sh) == 0);
+	TT_REQUIRE(fake_ckpt(ws, 10, bytes) == 0 && fake_ckpt(ws, 20, bytes) == 0);
+	TT_REQUIRE(e2e_spawnv(&run, ws, "run", (const char *const[]){"run", "r", "--no-status",
+			      NULL}) == 0);
+	pid_t v1 = hold_verifier(run.pid, "/ckpt-00000020.bin", 0, 60);
+	TT_REQUIRE(v1 > 0);
+	kill(v1, SIGKILL);
+	pid_t v2 = hold_verifier(run.pid, "/ckpt-00000010.bin", v1, 60);
+	TT_CHECK(v2 > 0);
+	if (v2 > 0)
+		kill(v2, SIGKILL);
+	TT_CHECK(e2e_wait(&run, 60) == 0);
+	sqlite3 *db = e2e_db(ws);
+	TT_REQUIRE(db);
+	TT_CHECK_STR(e2e_text(db, "SELECT state FROM runs WHERE name = 'r'"), "finished");
+	snprintf(like, sizeof like, "checkpoint verification (pid %d) was killed by signal 9 "
+		 "while checking ckpt-00000020.bin: %%", (int)v1);
+	TT_CHECK(count_events(db, "verify_failed", like) == 1);
+	snprintf(like, sizeof like, "verifying up to 1 checkpoint, newest first, in a child "
+		 "process (pid %d)", (int)v2);
+	TT_CHECK(count_events(db, "verify", like) == 1);
+	snprintf(like, sizeof like, "checkpoint verification (pid %d) was killed by signal 9 "
+		 "while checking ckpt-00000010.bin: %%", (int)v2);
+	TT_CHECK(count_events(db, "verify_failed", like) == 1);
+	TT_CHECK(count_events(db, "verify", "no good checkpoint among 2: 0 rejected, 2 could not "
+			      "be checked: fresh start; % s") == 1);
+	TT_CHECK(e2e_int(db, "SELECT count(*) FROM attempts") == 2);
 	TT_CHECK(e2e_int(db, "SELECT from_step FROM attempts WHERE n = 2") == 0);
 	TT_CHECK(e2e_int(db, "SELECT from_checkpoint FROM attempts WHERE n = 2") == -2);
+	end(ws, db, &run);
+}
+
+/* A read that never returns (a hung disk or NFS server; here the newest
+ * candidate of a crash's restart, 24, is a FIFO, whose open waits for a
+ * writer that never comes): the child is killed at its deadline,
+ * recovery.verify_timeout_s (1 s) plus 1 s per 20 MB to hash, and
+ * reaped; the candidate it was on is skipped as if it had died, and the
+ * run resumes from 20. (The script trainer keeps no checkpoints, so
+ * nothing but the search opens the FIFO.) */
+static void test_verifier_deadline(void)
+{
+	char ws[PATH_MAX], like[256], path[PATH_MAX + 64];
+	e2e_proc run = {0};
+	double limit = 0;
+	int v = 0;
+	TT_REQUIRE(script_workspace(ws, "deadline", crash_once_sh) == 0);
+	TT_REQUIRE(patch_config(ws, "recovery:\n", "recovery:\n  verify_timeout_s: 1\n") == 0);
+	TT_REQUIRE(good_ckpt(ws, 20) == 0);
+	snprintf(path, sizeof path, "%s/runs/r/checkpoints/ckpt-00000024.bin", ws);
+	TT_REQUIRE(mkfifo(path, 0644) == 0);
+	TT_REQUIRE(e2e_spawnv(&run, ws, "run", (const char *const[]){"run", "r", "--no-status",
+			      NULL}) == 0);
+	TT_CHECK(wait_count(ws, 1, 60, "SELECT count(*) FROM events WHERE kind = 'verify'") == 0);
+	double t0 = e2e_now();
+	TT_CHECK(wait_count(ws, 1, 30, "SELECT count(*) FROM events WHERE kind = "
+			    "'verify_failed'") == 0);
+	double waited = e2e_now() - t0;
+	TT_CHECK(e2e_wait(&run, 60) == 0);
+	sqlite3 *db = e2e_db(ws);
+	TT_REQUIRE(db);
+	const char *first = e2e_text(db, "SELECT reason FROM events WHERE kind = 'verify'");
+	TT_CHECK(sscanf(first, "verifying up to 2 checkpoints, newest first, in a child process "
+			"(pid %d)", &v) == 1 && v > 0);
+	snprintf(like, sizeof like, "checkpoint verification (pid %d) took longer than its %% s "
+		 "deadline (killed) while checking ckpt-00000024.bin: skipped for this search, "
+		 "not marked corrupt", v);
+	TT_CHECK(count_events(db, "verify_failed", like) == 1);
+	const char *why = e2e_text(db, "SELECT reason FROM events WHERE kind = 'verify_failed'");
+	const char *at = strstr(why, "longer than its ");
+	TT_CHECK(at && sscanf(at, "longer than its %lf s", &limit) == 1);
+	TT_CHECK(limit >= 1.0 && limit < 1.05); /* 1 s, and a small checkpoint */
+	TT_CHECK(waited > 0.5 && waited < 10);
+	TT_CHECK(v > 0 && kill(v, 0) < 0 && errno == ESRCH); /* killed, and reaped */
+	TT_CHECK_STR(e2e_text(db, "SELECT state FROM runs WHERE name = 'r'"), "finished");
+	TT_CHECK(count_events(db, "verify", "verifying up to 1 checkpoint, newest first, %") == 1);
+	TT_CHECK(count_events(db, "verify", "ckpt-00000020.bin (step 20) verifies; 0 newer "
+			      "rejected, 1 could not be checked; % s") == 1);
+	TT_CHECK(e2e_int(db, "SELECT count(*) FROM attempts") == 2);
+	TT_CHECK(e2e_int(db, "SELECT from_step FROM attempts WHERE n = 2") == 20);
+	end(ws, db, &run);
+}
+
+/* Drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from this process and
+ * all it execs (bounding, inheritable, ambient, effective sets): file
+ * modes then bind root as they bind any owner. */
+static int drop_dac(void)
+{
+	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct d[2];
+	unsigned dac = 1u << CAP_DAC_OVERRIDE | 1u << CAP_DAC_READ_SEARCH;
+	if (prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, 0, 0, 0) < 0 ||
+	    prctl(PR_CAPBSET_DROP, CAP_DAC_READ_SEARCH, 0, 0, 0) < 0 ||
+	    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 ||
+	    syscall(SYS_capget, &h, d) < 0)
+		return -1;
+	d[0].inheritable &= ~dac;
+	d[0].permitted &= ~dac;
+	d[0].effective &= ~dac;
+	return syscall(SYS_capset, &h, d) < 0 ? -1 : 0;
+}
+
+/* `tend run r` as e2e_spawnv starts it, but without the capabilities
+ * that let root read a mode-000 file (when root: the tests run as root). */
+static int spawn_run_no_dac(e2e_proc *p, const char *ws)
+{
+	const char *bin = getenv("TEND_BIN");
+	snprintf(p->out, sizeof p->out, "%s/run.out", ws);
+	snprintf(p->err, sizeof p->err, "%s/run.err", ws);
+	fflush(NULL);
+	if (!bin || (p->pid = fork()) < 0)
+		return -1;
+	if (p->pid == 0) {
+		int fo = open(p->out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int fe = open(p->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fo < 0 || fe < 0 || (geteuid() == 0 && drop_dac() < 0))
+			_exit(125);
+		dup2(fo, 1);
+		dup2(fe, 2);
+		setenv("OMP_WAIT_POLICY", "passive", 1);
+		unsetenv("TEND_WORKSPACE");
+		execl(bin, bin, "--workspace", ws, "run", "r", "--no-status", (char *)NULL);
+		_exit(127);
+	}
+	return 0;
+}
+
+/* A checkpoint that cannot be read (EACCES: mode 000) is skipped for that
+ * search only: the first restart resumes from 10; made readable again,
+ * unchanged (same inode, size and mtime: chmod moves only the ctime), it
+ * is hashed by the next search and accepted. It used to be remembered as
+ * corrupt while unchanged, so skipped for good. */
+static void test_unreadable_not_remembered(void)
+{
+	char ws[PATH_MAX], path[PATH_MAX + 64], go[PATH_MAX + 16];
+	e2e_proc run = {0};
+	struct stat a, b;
+	TT_REQUIRE(script_workspace(ws, "unreadable", crash_twice_sh) == 0);
+	TT_REQUIRE(good_ckpt(ws, 10) == 0 && good_ckpt(ws, 20) == 0);
+	snprintf(path, sizeof path, "%s/runs/r/checkpoints/ckpt-00000020.bin", ws);
+	TT_REQUIRE(chmod(path, 0) == 0 && stat(path, &a) == 0);
+	TT_REQUIRE(spawn_run_no_dac(&run, ws) == 0);
+	TT_CHECK(wait_count(ws, 2, 30, "SELECT count(*) FROM attempts") == 0);
+	TT_CHECK(chmod(path, 0644) == 0 && stat(path, &b) == 0);
+	TT_CHECK(a.st_ino == b.st_ino && a.st_size == b.st_size &&
+		 a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec);
+	snprintf(go, sizeof go, "%s/runs/r/go", ws);
+	TT_CHECK(fsu_write_atomic(go, "", 0, 0644) == 0);
+	TT_CHECK(e2e_wait(&run, 60) == 0);
+	sqlite3 *db = e2e_db(ws);
+	TT_REQUIRE(db);
+	TT_CHECK_STR(e2e_text(db, "SELECT state FROM runs WHERE name = 'r'"), "finished");
+	TT_CHECK(count_events(db, "verify", "ckpt-00000020.bin could not be read (Permission "
+			      "denied): skipped for this search, not marked corrupt") == 1);
+	TT_CHECK(count_events(db, "verify", "ckpt-00000010.bin (step 10) verifies; 0 newer "
+			      "rejected, 1 could not be checked; % s") == 1);
+	TT_CHECK(count_events(db, "verify", "verifying up to 2 checkpoints, newest first, %") == 2);
+	TT_CHECK(count_events(db, "verify", "ckpt-00000020.bin (step 20) verifies; 0 newer "
+			      "rejected; % s") == 1);
+	TT_CHECK(e2e_int(db, "SELECT count(*) FROM attempts") == 3);
+	TT_CHECK(e2e_int(db, "SELECT from_step FROM attempts WHERE n = 2") == 10);
+	TT_CHECK(e2e_int(db, "SELECT from_step FROM attempts WHERE n = 3") == 20);
+	TT_CHECK_HAS(e2e_text(db, "SELECT from_checkpoint FROM attempts WHERE n = 3"),
+		     "ckpt-00000020.bin");
 	end(ws, db, &run);
 }
 
@@ -456,7 +721,10 @@ int main(void)
 		return 1;
 	TT_RUN(test_loop_runs_while_verifying);
 	TT_RUN(test_stop_while_verifying);
-	TT_RUN(test_dead_verifier_means_fresh_start);
+	TT_RUN(test_dead_verifier_costs_one_candidate);
+	TT_RUN(test_every_verifier_dies_fresh_start);
+	TT_RUN(test_verifier_deadline);
+	TT_RUN(test_unreadable_not_remembered);
 	TT_RUN(test_verdict_remembered);
 	TT_RUN(test_stop_during_rollback);
 	TT_RUN(test_stop_now_during_rollback);
