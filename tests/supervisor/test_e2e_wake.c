@@ -28,6 +28,21 @@ static long long wait_count(sqlite3 *db, const char *sql, long long want, double
 	return n;
 }
 
+/* A workspace whose "trainer" is `sleep` and whose policy only alerts,
+ * with its run directory made: this process writes the run's files. */
+static int sleep_workspace(char *ws, size_t cap, const char *name)
+{
+	char path[PATH_MAX + 64];
+	e2e_cfg c = {.run = "  command: [sleep, \"600\"]\n"};
+	if (e2e_workspace(ws, cap, name, &c) < 0)
+		return -1;
+	snprintf(path, sizeof path, "%s/scaffold/policies.lua", ws);
+	if (fsu_write_atomic(path, policy, sizeof policy - 1, 0644) < 0)
+		return -1;
+	snprintf(path, sizeof path, "%s/runs/w", ws);
+	return mkdir(path, 0755);
+}
+
 /* True when process pid holds an inotify instance. */
 static bool has_inotify(pid_t pid)
 {
@@ -50,13 +65,8 @@ static bool has_inotify(pid_t pid)
 static void run_case(const char *name, bool inotify)
 {
 	char ws[PATH_MAX], path[PATH_MAX + 64], line[256];
-	e2e_cfg c = {.run = "  command: [sleep, \"600\"]\n"};
 	e2e_proc p, stop;
-	TT_REQUIRE(e2e_workspace(ws, sizeof ws, name, &c) == 0);
-	snprintf(path, sizeof path, "%s/scaffold/policies.lua", ws);
-	TT_REQUIRE(fsu_write_atomic(path, policy, sizeof policy - 1, 0644) == 0);
-	snprintf(path, sizeof path, "%s/runs/w", ws);
-	mkdir(path, 0755);
+	TT_REQUIRE(sleep_workspace(ws, sizeof ws, name) == 0);
 	snprintf(path, sizeof path, "%s/runs/w/metrics.jsonl", ws);
 	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 	sqlite3 *db = e2e_db(ws);
@@ -116,13 +126,8 @@ static void test_polling_without_inotify(void)
 static void test_unseen_writes_switch_to_polling(void)
 {
 	char ws[PATH_MAX], path[PATH_MAX + 64], link_path[PATH_MAX + 64], line[256];
-	e2e_cfg c = {.run = "  command: [sleep, \"600\"]\n"};
 	e2e_proc p, stop;
-	TT_REQUIRE(e2e_workspace(ws, sizeof ws, "unseen", &c) == 0);
-	snprintf(path, sizeof path, "%s/scaffold/policies.lua", ws);
-	TT_REQUIRE(fsu_write_atomic(path, policy, sizeof policy - 1, 0644) == 0);
-	snprintf(path, sizeof path, "%s/runs/w", ws);
-	mkdir(path, 0755);
+	TT_REQUIRE(sleep_workspace(ws, sizeof ws, "unseen") == 0);
 	snprintf(path, sizeof path, "%s/runs/w/metrics.jsonl", ws);
 	snprintf(link_path, sizeof link_path, "%s/elsewhere", ws);
 	mkdir(link_path, 0755);
@@ -165,11 +170,8 @@ static void test_unseen_writes_switch_to_polling(void)
 static void test_backlog_keeps_the_watch(void)
 {
 	char ws[PATH_MAX], path[PATH_MAX + 64], line[128];
-	e2e_cfg c = {.run = "  command: [sleep, \"600\"]\n"};
 	e2e_proc p, stop;
-	TT_REQUIRE(e2e_workspace(ws, sizeof ws, "backlog", &c) == 0);
-	snprintf(path, sizeof path, "%s/runs/w", ws);
-	mkdir(path, 0755);
+	TT_REQUIRE(sleep_workspace(ws, sizeof ws, "backlog") == 0);
 	snprintf(path, sizeof path, "%s/runs/w/stdout.log", ws);
 	FILE *f = fopen(path, "w");
 	TT_REQUIRE(f);
