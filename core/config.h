@@ -81,7 +81,7 @@ typedef struct cfg_monitors {
 typedef struct cfg_recovery {
 	int64_t max_restarts_per_hour;
 	double backoff_initial_s, backoff_max_s, term_grace_s;
-	double verify_timeout_s; /* a checkpoint search's child: base of its deadline */
+	double verify_timeout_s; /* a checkpoint search's child: seconds without progress */
 	int64_t rollback_steps, skip_batches, cooldown_steps;
 	double lr_cut;
 } cfg_recovery;

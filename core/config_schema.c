@@ -311,9 +311,8 @@ static const cfg_key keys[] = {
 	DUR("recovery.term_grace_s", C(recovery.term_grace_s), 0, 3600, "10",
 	    "After SIGTERM, wait this long before SIGKILL."),
 	DUR("recovery.verify_timeout_s", C(recovery.verify_timeout_s), 0.1, BIG, "60",
-	    "Deadline of the child that verifies checkpoints before a restart, plus 1 s per "
-	    "20 MB it has to hash; past it the child is killed and the checkpoint it was "
-	    "reading is skipped for that search."),
+	    "Seconds the child that verifies checkpoints before a restart may go without "
+	    "progress (CPU time); then it is killed (a hung read) and the search stops."),
 	INT("recovery.rollback_steps", C(recovery.rollback_steps), 0, BIG, "100",
 	    "A rollback restarts from a checkpoint at least this many steps before the incident."),
 	INT("recovery.skip_batches", C(recovery.skip_batches), 0, BIG, "300",

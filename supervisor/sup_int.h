@@ -84,9 +84,11 @@ typedef struct sup_verify {
 	pid_t pid;              /* the verifying child, 0 = none now */
 	int fd;                 /* read end of the child's answer pipe */
 	int status;             /* the child's wait status */
-	int64_t timer;          /* the child's deadline, 0 = none */
-	double limit_s;         /* ... in seconds from its start */
-	bool expired;           /* the deadline killed it */
+	int64_t timer;          /* the child's progress check (or the
+				 * deferred give-up), 0 = none */
+	double limit_s;         /* seconds without progress it is given */
+	long long cpu;          /* its utime+stime (ticks) at the last check */
+	bool expired;           /* killed for making no progress */
 	int children;           /* started in this search */
 	double t0;
 	sup_vfile *cand;        /* this search's candidates, in order */
@@ -98,6 +100,9 @@ typedef struct sup_verify {
 	bool answered, garbage;
 	long found, step;       /* the good candidate and its step, -1 = none */
 	size_t rejected, unchecked;
+	char first[200];        /* why the first unchecked one was skipped */
+	bool give_up;           /* the search ended in a give-up ... */
+	char giveup[640];       /* ... saying this */
 	sup_vfile cache[SUP_VCACHE];
 	size_t n_cache, next_slot;
 } sup_verify;

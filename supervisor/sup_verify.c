@@ -15,18 +15,26 @@
  * The child answers one line per candidate, in order, as it goes: "bad I"
  * (corrupt), "unreadable I WHY" (could not be read), then "good I STEP" or
  * "none". So when it dies (SIGKILL from a user or the OOM killer, SIGBUS
- * from a checkpoint truncated while mapped), answers garbage, or outlives
- * its deadline, the candidate it was checking is the first one it had not
- * answered for: that one is skipped for this search (not remembered as
- * corrupt) and a new child takes the rest. Each failed child removes one
- * candidate, so a search starts at most one child per candidate; only
- * when none is left is it a fresh start.
+ * from a checkpoint truncated while mapped) or answers garbage, the
+ * candidate it was checking is the first one it had not answered for:
+ * that one is skipped for this search (not remembered as corrupt) and a
+ * new child takes the rest. Each failed child removes one candidate, so
+ * a search starts at most one child per candidate.
  *
- * The deadline is recovery.verify_timeout_s plus 1 s per 20 MB the child
- * has to hash (a disk or network filesystem slower than that is taken for
- * hung). A child in uninterruptible sleep cannot be reaped even after
- * SIGKILL, so past its deadline, or when the run ends, the loop kills it,
- * waits briefly at most, and leaves it to be reaped whenever it ends.
+ * A child is killed only when it makes no progress: every
+ * recovery.verify_timeout_s its CPU time (utime + stime) is read, and a
+ * child that hashes accrues some whenever bytes arrive, however slowly,
+ * while one hung in a read accrues none. A hung read means the storage
+ * hangs, and the next child would hang on it too, so the search stops
+ * there. A child in uninterruptible sleep cannot be reaped even after
+ * SIGKILL, so the loop kills it, waits briefly at most, and leaves it to
+ * be reaped whenever it ends.
+ *
+ * The search starts from scratch only when every candidate was proven
+ * corrupt (or there was none). When none verified but some could not be
+ * checked (unreadable, child died or hung), those may well be fine: the
+ * run gives up, asking for the storage to be checked and the run resumed,
+ * rather than throw its progress away.
  */
 #include "sup_int.h"
 #include "ckpt.h"
@@ -65,6 +73,14 @@ static void remember(sup_verify *v, const sup_vfile *f)
 		v->n_cache++;
 	}
 	v->cache[i] = *f;
+}
+
+/* Forgets the verdict on f (an answer that came with garbage after it). */
+static void forget(sup_verify *v, const sup_vfile *f)
+{
+	for (size_t i = 0; i < v->n_cache; i++)
+		if (same_file(&v->cache[i], f))
+			v->cache[i].known = -1;
 }
 
 /* Fills f from the file; false when it is gone. An unchanged file whose
@@ -130,7 +146,9 @@ static void unreadable(sup *s, size_t i, const char *why)
 	sup_verify *v = &s->verify;
 	char msg[PATH_MAX];
 	v->cand[i].known = -2;
-	v->unchecked++;
+	if (v->unchecked++ == 0)
+		snprintf(v->first, sizeof v->first, "%s could not be read (%.100s)",
+			 v->cand[i].name, why);
 	snprintf(msg, sizeof msg, "%s could not be read (%s): skipped for this search, not "
 		 "marked corrupt", v->cand[i].name, why);
 	sup__event(s, s->last_step, "verify", msg);
@@ -294,9 +312,6 @@ static void report(sup *s, bool hashed)
 	else if (v->found >= 0)
 		snprintf(msg, sizeof msg, "%s (step %ld) verified before and unchanged: not "
 			 "hashed again", v->cand[v->found].name, v->step);
-	else if (v->unchecked)
-		snprintf(msg, sizeof msg, "no good checkpoint among %zu: %zu rejected%s: fresh "
-			 "start; %.2f s", v->n_cand, v->rejected, more, dt);
 	else
 		snprintf(msg, sizeof msg, "none of %zu checkpoints verifies; %.2f s", v->n_cand, dt);
 	sup__event(s, s->last_step, "verify", msg);
@@ -312,13 +327,41 @@ static void drop(sup_verify *v)
 	v->n_cand = 0;
 }
 
+/* No checkpoint verified, but `skipped` of them were never proven
+ * corrupt: the give-up that ends the search, said in v->giveup for the
+ * caller to carry out (sup__giveup). The candidates from v->next on were
+ * not tried (the search stopped at a hung read). */
+static void stuck(sup *s, size_t skipped)
+{
+	sup_verify *v = &s->verify;
+	char more[96] = "";
+	size_t untried = v->n_cand - v->next;
+	if (untried)
+		snprintf(more, sizeof more, ", %zu not tried after it", untried);
+	else if (v->unchecked > 1)
+		snprintf(more, sizeof more, ", and %zu more", v->unchecked - 1);
+	snprintf(v->giveup, sizeof v->giveup, "no checkpoint could be verified (%zu of %zu could "
+		 "not be checked: %s%s): not starting from scratch; check the storage, then "
+		 "`tend run %.128s --resume`", skipped, v->n_cand, v->first, more, s->name);
+	v->give_up = true;
+	s->next.resume[0] = '\0';
+	s->next.rollback = false;
+	drop(v);
+}
+
 /* Puts the answer into s->next: the good checkpoint, or a fresh start
- * (none found, or why says how the search failed). */
+ * when every candidate is corrupt (or why says how the search failed);
+ * a give-up (v->give_up) when some could not be checked. */
 static void conclude(sup *s, const char *why, bool hashed)
 {
 	sup_verify *v = &s->verify;
 	sup_restart *r = &s->next;
 	bool good = !why && v->found >= 0;
+	size_t skipped = v->unchecked + (v->n_cand - v->next);
+	if (!good && skipped > 0) {
+		stuck(s, skipped);
+		return;
+	}
 	if (why) {
 		char msg[512];
 		snprintf(msg, sizeof msg, "%s: no good checkpoint: fresh start", why);
@@ -403,8 +446,13 @@ static void child_failed(sup *s)
 	sup_verify *v = &s->verify;
 	char why[96], msg[PATH_MAX];
 	int pid = (int)v->pid;
+	if (v->found >= 0) { /* its answer, then more: the answer is not trusted */
+		forget(v, &v->cand[v->found]);
+		v->next = (size_t)v->found;
+		v->found = v->step = -1;
+	}
 	if (v->expired)
-		snprintf(why, sizeof why, "took longer than its %.1f s deadline (killed)",
+		snprintf(why, sizeof why, "made no progress (no CPU time) for %.1f s (killed)",
 			 v->limit_s);
 	else if (v->garbage)
 		snprintf(why, sizeof why, "gave an invalid answer");
@@ -421,16 +469,19 @@ static void child_failed(sup *s)
 		snprintf(msg, sizeof msg, "checkpoint verification (pid %d) %s while checking "
 			 "%s: skipped for this search, not marked corrupt", pid, why,
 			 v->cand[v->next].name);
+		if (v->unchecked++ == 0)
+			snprintf(v->first, sizeof v->first, "%s: its verifier %s",
+				 v->cand[v->next].name, why);
 		v->cand[v->next++].known = -2;
-		v->unchecked++;
 	}
 	sup__event(s, s->last_step, "verify_failed", msg);
 }
 
 /* Once the child is done with (pipe closed, reaped or given up on):
- * judge, then start the trainer or a child for the candidates left,
- * unless the run ended meanwhile (it waits in backoff until then; a stop
- * or give-up moves it on). */
+ * judge, then start the trainer or a child for the candidates left (none
+ * after a hung read: the search ends there), or give up, unless the run
+ * ended meanwhile (it waits in backoff until then; a stop or give-up
+ * moves it on). */
 static void finish(sup *s)
 {
 	sup_verify *v = &s->verify;
@@ -440,7 +491,7 @@ static void finish(sup *s)
 	if (v->timer)
 		ev_timer_del(s->loop, v->timer);
 	v->timer = 0;
-	bool answered = v->answered && !v->garbage;
+	bool answered = v->answered && !v->garbage, hung = v->expired;
 	if (!answered)
 		child_failed(s);
 	v->pid = 0;
@@ -451,12 +502,16 @@ static void finish(sup *s)
 		return;
 	}
 	snprintf(dir, sizeof dir, "%s/checkpoints", s->run_dir);
-	if (answered)
+	if (answered || hung)
 		conclude(s, NULL, true);
 	else if (go_on(s, dir) == 1)
 		return;
-	if (sup__start_trainer(s) < 0)
+	if (v->give_up) {
+		v->give_up = false;
+		sup__giveup(s, v->giveup);
+	} else if (sup__start_trainer(s) < 0) {
 		sup__giveup(s, tend_error_last());
+	}
 }
 
 /* Reads what the child wrote so far; true at end of file. */
@@ -492,39 +547,59 @@ static void on_pipe(ev_loop *l, int fd, int revents, void *ud)
 	finish(s);
 }
 
-/* The child's deadline: what it answered in time counts; it is killed
- * and not waited for (it may be stuck in a read), and the candidate it
- * was on is skipped as if it had died. Its exit is reaped by the loop's
- * SIGCHLD handler whenever it comes. */
-static long on_deadline(ev_loop *l, void *ud)
+/* The CPU time pid has used (utime + stime, clock ticks), -1 when it
+ * cannot be read. The name field may hold spaces or parentheses, so the
+ * fields are counted from its last ')'. */
+static long long cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long ut, st;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+			 &ut, &st) != 2)
+		return -1;
+	return (long long)(ut + st);
+}
+
+/* Every v->limit_s: a child still at work that used CPU since the last
+ * check is making progress, however slowly, and gets another interval.
+ * One that did not is killed and waited for briefly at most (it may be
+ * stuck in a read): the candidate it was on is skipped and the search
+ * ends. What it answered before counts. An exit not reaped here is reaped
+ * by the loop's SIGCHLD handler whenever it comes. */
+static long on_check(ev_loop *l, void *ud)
 {
 	sup *s = ud;
 	sup_verify *v = &s->verify;
 	(void)l;
-	v->timer = 0;
 	if (v->reading)
 		drain(s, v->fd);
+	bool working = !v->reaped && !v->answered && !v->garbage;
+	long long cpu = working ? cpu_ticks(v->pid) : -1;
+	if (cpu > v->cpu) {
+		v->cpu = cpu;
+		return (long)(v->limit_s * 1000) + 1;
+	}
+	v->timer = 0;
 	if (!v->reaped) {
 		kill(v->pid, SIGKILL);
-		v->expired = !(v->answered && !v->garbage);
+		reap_briefly(v->pid); /* the run may end now: leave no zombie if we can */
+		v->expired = working;
 		v->reaped = true;
 		v->status = 0;
 	}
 	stop_reading(s);
 	finish(s);
 	return EV_TIMER_STOP;
-}
-
-/* The deadline of a child starting at candidate v->next, in seconds. */
-static double deadline_s(const sup *s)
-{
-	const sup_verify *v = &s->verify;
-	double bytes = 0;
-	for (size_t i = v->next; i < v->n_cand; i++)
-		if (v->cand[i].known == -1)
-			bytes += (double)v->cand[i].size;
-	double t = s->cfg->recovery.verify_timeout_s + bytes / 20e6;
-	return t < 1e8 ? t : 1e8; /* three years: as good as none, and fits a long */
 }
 
 static int start_child(sup *s, const char *dir)
@@ -543,10 +618,13 @@ static int start_child(sup *s, const char *dir)
 		close(p[0]);
 		return rc;
 	}
-	v->limit_s = deadline_s(s);
+	v->limit_s = s->cfg->recovery.verify_timeout_s;
+	if (v->limit_s > 1e8)
+		v->limit_s = 1e8; /* three years: as good as none, and fits a long */
+	v->cpu = 0; /* a forked child starts with none */
 	rc = fcntl(p[0], F_SETFL, O_NONBLOCK) < 0 ? tend_error_os("checkpoint verification: pipe") :
 	     ev_io_add(s->loop, p[0], POLLIN, on_pipe, s);
-	if (rc == 0 && (rc = ev_timer_add(s->loop, (long)(v->limit_s * 1000) + 1, on_deadline, s,
+	if (rc == 0 && (rc = ev_timer_add(s->loop, (long)(v->limit_s * 1000) + 1, on_check, s,
 					  &v->timer)) < 0)
 		ev_io_del(s->loop, p[0]);
 	if (rc < 0) {
@@ -566,6 +644,33 @@ static int start_child(sup *s, const char *dir)
 
 /* ---- the supervisor's side ------------------------------------------------ */
 
+static long giveup_fired(ev_loop *l, void *ud)
+{
+	sup *s = ud;
+	sup_verify *v = &s->verify;
+	(void)l;
+	v->timer = 0;
+	v->busy = v->give_up = false;
+	if (s->state == SUP_BACKOFF)
+		sup__giveup(s, v->giveup);
+	return EV_TIMER_STOP;
+}
+
+/* A give-up decided before the trainer could be started (the search ran
+ * in the loop): carried out from the loop a moment later, as the caller
+ * is about to put the run in backoff (and the loop may not run yet).
+ * Busy until then. */
+static int defer_giveup(sup *s)
+{
+	sup_verify *v = &s->verify;
+	v->busy = true;
+	if (ev_timer_add(s->loop, 0, giveup_fired, s, &v->timer) < 0) {
+		v->busy = v->give_up = false;
+		sup__giveup(s, v->giveup); /* out of memory: at least say so */
+	}
+	return 1;
+}
+
 int sup__verify_resolve(sup *s)
 {
 	sup_verify *v = &s->verify;
@@ -581,7 +686,8 @@ int sup__verify_resolve(sup *s)
 	snprintf(dir, sizeof dir, "%s/checkpoints", s->run_dir);
 	v->found = v->step = -1;
 	v->rejected = v->unchecked = v->next = v->len = 0;
-	v->answered = v->garbage = v->reaped = v->expired = false;
+	v->answered = v->garbage = v->reaped = v->expired = v->give_up = false;
+	v->first[0] = '\0';
 	v->children = 0;
 	v->pid = 0;
 	v->timer = 0;
@@ -591,7 +697,8 @@ int sup__verify_resolve(sup *s)
 		return 0;
 	}
 	v->busy = true; /* from here, conclude ends it */
-	return go_on(s, dir);
+	int rc = go_on(s, dir);
+	return rc == 0 && v->give_up ? defer_giveup(s) : rc;
 }
 
 bool sup__verify_reaped(sup *s, pid_t pid, int status)
@@ -627,5 +734,6 @@ void sup__verify_cancel(sup *s)
 	if (v->timer)
 		ev_timer_del(s->loop, v->timer);
 	v->timer = 0;
+	v->give_up = false;
 	drop(v);
 }
