@@ -127,6 +127,13 @@ int store__bind_text(sqlite3_stmt *st, int i, const char *v)
 	return sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
 }
 
+int store__bind_opt(sqlite3_stmt *st, int i, int64_t v)
+{
+	if (v == STORE_NONE)
+		return sqlite3_bind_null(st, i);
+	return sqlite3_bind_int64(st, i, v);
+}
+
 int store__check_json(store *s, const char *text, const char *what,
 		      const char *field)
 {

@@ -61,10 +61,7 @@ static void bind_observation(sqlite3_stmt *st, const store_incident *in)
 	store__bind_text(st, 2, in->kind);
 	store__bind_text(st, 3, in->severity);
 	store__bind_text(st, 4, in->signature);
-	if (in->onset_step == STORE_NONE)
-		sqlite3_bind_null(st, 5);
-	else
-		sqlite3_bind_int64(st, 5, in->onset_step);
+	store__bind_opt(st, 5, in->onset_step);
 	sqlite3_bind_double(st, 6, t);
 	store__bind_text(st, 7, in->summary);
 	store__bind_text(st, 8, in->evidence);
@@ -228,10 +225,7 @@ int store_checkpoint_set_good(store *s, int64_t id, int good)
 			&st)) != 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, id);
-	if (good == STORE_NONE)
-		sqlite3_bind_null(st, 2);
-	else
-		sqlite3_bind_int(st, 2, good);
+	store__bind_opt(st, 2, good);
 	return store__exec_one(s, st, "marking a checkpoint");
 }
 

@@ -280,10 +280,7 @@ int store_event_put(store *s, int64_t run, int attempt, double t,
 	sqlite3_bind_int64(st, 1, run);
 	sqlite3_bind_int(st, 2, attempt);
 	sqlite3_bind_double(st, 3, t);
-	if (step == STORE_NONE)
-		sqlite3_bind_null(st, 4);
-	else
-		sqlite3_bind_int64(st, 4, step);
+	store__bind_opt(st, 4, step);
 	store__bind_text(st, 5, kind);
 	store__bind_text(st, 6, reason);
 	store__bind_text(st, 7, detail_json);

@@ -188,6 +188,8 @@ int store__check_json(store *s, const char *text, const char *what,
 
 /* Binds text or NULL. */
 int store__bind_text(sqlite3_stmt *st, int i, const char *v);
+/* Binds v, or NULL when it is STORE_NONE (not set). */
+int store__bind_opt(sqlite3_stmt *st, int i, int64_t v);
 
 /* Now, in seconds since the Unix epoch. */
 double store__now(void);

@@ -189,10 +189,7 @@ int store_run_set_started(store *s, int64_t run, int64_t pid, double t)
 
 	if (rc)
 		return rc;
-	if (pid == STORE_NONE)
-		sqlite3_bind_null(st, 2);
-	else
-		sqlite3_bind_int64(st, 2, pid);
+	store__bind_opt(st, 2, pid);
 	sqlite3_bind_double(st, 3, t);
 	return run_update(s, st, run, "recording a run's start");
 }
@@ -206,10 +203,7 @@ int store_run_set_ended(store *s, int64_t run, int exit_status, double t)
 
 	if (rc)
 		return rc;
-	if (exit_status == STORE_NONE)
-		sqlite3_bind_null(st, 2);
-	else
-		sqlite3_bind_int(st, 2, exit_status);
+	store__bind_opt(st, 2, exit_status);
 	sqlite3_bind_double(st, 3, t);
 	return run_update(s, st, run, "recording a run's end");
 }
@@ -296,14 +290,8 @@ int store_attempt_end(store *s, int64_t run, int n, int exit_status,
 		return rc;
 	sqlite3_bind_int64(st, 1, run);
 	sqlite3_bind_int(st, 2, n);
-	if (exit_status == STORE_NONE)
-		sqlite3_bind_null(st, 3);
-	else
-		sqlite3_bind_int(st, 3, exit_status);
-	if (signal == STORE_NONE)
-		sqlite3_bind_null(st, 4);
-	else
-		sqlite3_bind_int(st, 4, signal);
+	store__bind_opt(st, 3, exit_status);
+	store__bind_opt(st, 4, signal);
 	sqlite3_bind_double(st, 5, t);
 	return store__exec_one(s, st, "recording an attempt's end");
 }
