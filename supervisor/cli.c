@@ -154,13 +154,21 @@ const char *cli_lua_dir(void)
 	return env && *env ? env : TEND_SOURCE_ROOT "/lua";
 }
 
+int cli_self_exe(char *out, size_t cap)
+{
+	ssize_t n = readlink("/proc/self/exe", out, cap - 1);
+	if (n < 0)
+		return tend_error_os("/proc/self/exe");
+	out[n] = '\0';
+	return 0;
+}
+
 int cli_trainer_exe(char *out, size_t cap)
 {
 	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (n < 0)
-		return tend_error_os("/proc/self/exe");
-	self[n] = '\0';
+	int rc = cli_self_exe(self, sizeof self);
+	if (rc < 0)
+		return rc;
 	char *slash = strrchr(self, '/');
 	if (slash)
 		slash[1] = '\0';

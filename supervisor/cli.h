@@ -42,6 +42,9 @@ int cli_take_workspace(int *argc, char **argv);
  * supervisor and every other command load no BLAS, OpenMP or CUDA. */
 #define CLI_TRAINER "tend-train"
 
+/* The path of this executable (/proc/self/exe). */
+int cli_self_exe(char *out, size_t cap);
+
 /* The path of the tend-train next to this executable. */
 int cli_trainer_exe(char *out, size_t cap);
 

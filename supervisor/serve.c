@@ -5,6 +5,7 @@
  * The handlers live in serve_api.c (reads), serve_act.c (actions) and
  * serve_prom.c (/metrics); serve.h and docs/serve.md say the rules.
  */
+#include "cli.h"
 #include "fsutil.h"
 #include "serve_int.h"
 #include "tend.h"
@@ -550,11 +551,7 @@ static char *exe_path(const char *given)
 	char buf[PATH_MAX];
 	if (given)
 		return strdup(given);
-	ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-	if (n <= 0)
-		return NULL;
-	buf[n] = '\0';
-	return strdup(buf);
+	return cli_self_exe(buf, sizeof buf) < 0 ? NULL : strdup(buf);
 }
 
 static int setup(srv *s, const srv_opts *o, int *port)

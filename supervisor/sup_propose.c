@@ -6,6 +6,7 @@
  * which the loop forwards to the trainer (scaffold reload).
  */
 #include "sup_int.h"
+#include "cli.h"
 #include "launch.h"
 #include "tend.h"
 
@@ -22,10 +23,8 @@ static void start_next(sup *s)
 	int64_t incident = s->propose_queue[0];
 	memmove(s->propose_queue, s->propose_queue + 1,
 		(size_t)--s->n_propose * sizeof s->propose_queue[0]);
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (n < 0)
+	if (cli_self_exe(exe, sizeof exe) < 0)
 		return;
-	exe[n] = '\0';
 	snprintf(id, sizeof id, "%lld", (long long)incident);
 	snprintf(log, sizeof log, "%s/propose.log", s->run_dir);
 	const char *argv[] = {exe, "--workspace", s->ws, "propose", id, NULL};
