@@ -9,6 +9,8 @@
 
 /* Nanoseconds of CLOCK_MONOTONIC: only differences mean anything. */
 uint64_t tend_mono_ns(void);
+/* The same in seconds, with the fraction, for timers and deadlines. */
+double tend_mono_s(void);
 
 /* Seconds since the Unix epoch (CLOCK_REALTIME), with the fraction. */
 double tend_wall_s(void);

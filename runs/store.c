@@ -7,6 +7,7 @@
  * run with bound values; no SQL is ever assembled from data.
  */
 #include "store_int.h"
+#include "clock.h"
 #include "json.h"
 
 #include <errno.h>
@@ -605,13 +606,6 @@ static int open_errno(const char *path, int flags)
 	return access(dir, W_OK | X_OK) ? errno : 0;
 }
 
-static double mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* SQLite's own busy handler sleeps up to 100 ms between tries. A running
  * supervisor holds the write lock but for short gaps between its batches,
  * so a writer sleeping that long rarely lands in one: `tend incident label`
@@ -620,7 +614,7 @@ static double mono_s(void)
 static int busy_wait(void *ud, int tries)
 {
 	store *s = ud;
-	double now = mono_s();
+	double now = tend_mono_s();
 	struct timespec ms = {0, 1000 * 1000};
 	if (tries == 0)
 		s->busy_since = now;

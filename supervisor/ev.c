@@ -6,6 +6,7 @@
  * linear scans beat any clever structure here.
  */
 #include "ev.h"
+#include "clock.h"
 #include "tend.h"
 
 #include <errno.h>
@@ -55,13 +56,6 @@ struct ev_loop {
 	bool stop;
 };
 
-static double mono_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 int ev_new(ev_loop **out)
 {
 	ev_loop *l = calloc(1, sizeof *l);
@@ -70,7 +64,7 @@ int ev_new(ev_loop **out)
 	l->sigfd = -1;
 	l->next_timer_id = 1;
 	sigemptyset(&l->sigmask);
-	l->now = mono_now();
+	l->now = tend_mono_s();
 	*out = l;
 	return 0;
 }
@@ -140,7 +134,7 @@ int ev_timer_add(ev_loop *l, long ms, ev_timer_fn fn, void *ud, int64_t *out_id)
 		 sizeof *l->timers) < 0)
 		return TEND_ENOMEM;
 	int64_t id = l->next_timer_id++;
-	l->timers[l->n_timers++] = (timer){id, mono_now() + (double)ms / 1000.0, fn, ud, 0};
+	l->timers[l->n_timers++] = (timer){id, tend_mono_s() + (double)ms / 1000.0, fn, ud, 0};
 	if (out_id)
 		*out_id = id;
 	return 0;
@@ -243,7 +237,7 @@ static void run_timers(ev_loop *l)
 		if (next < 0)
 			l->timers[j] = l->timers[--l->n_timers];
 		else
-			l->timers[j].due = mono_now() + (double)next / 1000.0;
+			l->timers[j].due = tend_mono_s() + (double)next / 1000.0;
 	}
 }
 
@@ -256,9 +250,9 @@ int ev_run_once(ev_loop *l, long max_ms)
 		l->pfd[i] = (struct pollfd){l->io[i].fd, l->io[i].events, 0};
 	if (l->sigfd >= 0)
 		l->pfd[l->n_io] = (struct pollfd){l->sigfd, POLLIN, 0};
-	l->now = mono_now();
+	l->now = tend_mono_s();
 	int rc = poll(l->pfd, n, poll_timeout(l, max_ms));
-	l->now = mono_now();
+	l->now = tend_mono_s();
 	if (rc < 0 && errno != EINTR)
 		return tend_error_os("poll");
 	if (rc > 0) {

@@ -3,6 +3,7 @@
  * callbacks (curl's "multi_socket" API), plus retry and deadline logic.
  */
 #include "http.h"
+#include "clock.h"
 #include "tend.h"
 
 #include <curl/curl.h>
@@ -40,13 +41,6 @@ struct xfer {
 	void *ud;
 	char err[CURL_ERROR_SIZE];
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void xfer_free(xfer *x)
 {
@@ -112,7 +106,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
 static void curl_setup(xfer *x)
 {
 	CURL *e = x->easy;
-	double left = x->deadline - now_s();
+	double left = x->deadline - tend_mono_s();
 	long left_ms = left > 0.001 ? (long)(left * 1000) : 1;
 	if (x->attempt_ms > 0 && x->attempt_ms < left_ms)
 		left_ms = x->attempt_ms;
@@ -157,7 +151,7 @@ static void finish(xfer *x, int rc, long status, const char *error)
 	http_response r = {
 		.rc = rc, .status = status, .body = x->resp ? x->resp : "",
 		.body_len = x->resp_len, .attempts = x->attempts,
-		.elapsed_s = now_s() - x->start, .error = error,
+		.elapsed_s = tend_mono_s() - x->start, .error = error,
 	};
 	unlink_xfer(c, x);
 	x->fn(&r, x->ud);
@@ -180,7 +174,7 @@ static void attempt_done(xfer *x, CURLcode cc)
 	long status = 0;
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	curl_multi_remove_handle(x->c->multi, x->easy);
-	double left_ms = (x->deadline - now_s()) * 1000.0;
+	double left_ms = (x->deadline - tend_mono_s()) * 1000.0;
 	if (x->too_big) {
 		snprintf(msg, sizeof msg, "%s: response over %zu bytes refused", x->url, x->max_resp);
 		finish(x, TEND_EINVAL, status, msg);
@@ -371,7 +365,7 @@ int http_send(http_client *c, const http_request *r, http_done_fn fn, void *ud)
 	x->deadline_ms = r->deadline_ms > 0 ? r->deadline_ms : 30000;
 	x->connect_ms = r->connect_timeout_ms > 0 ? r->connect_timeout_ms : 5000;
 	x->attempt_ms = r->attempt_timeout_ms;
-	x->start = now_s();
+	x->start = tend_mono_s();
 	x->deadline = x->start + (double)x->deadline_ms / 1000.0;
 	x->next = c->live;
 	c->live = x;

@@ -6,6 +6,7 @@
  * itself keeps its store read-only.
  */
 #include "serve_int.h"
+#include "clock.h"
 #include "tend.h"
 
 #include <errno.h>
@@ -24,13 +25,6 @@ extern char **environ;
 
 #define OUTPUT_CAP 65536
 #define NOT_A_COMMAND "is not a tend command"
-
-static double mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int spawn(pid_t *pid, char *const argv[], int out_fd)
 {
@@ -60,7 +54,7 @@ static int drain(int fd, double deadline, char *out, size_t cap, size_t *len)
 {
 	char buf[4096];
 	for (;;) {
-		double left = deadline - mono_s();
+		double left = deadline - tend_mono_s();
 		if (left <= 0)
 			return TEND_ETIMEOUT;
 		struct pollfd p = {fd, POLLIN, 0};
@@ -94,7 +88,7 @@ int srv__run_child(char *const argv[], double timeout_s, char *out,
 	close(fds[1]);
 	if (rc < 0)
 		goto done;
-	rc = drain(fds[0], mono_s() + timeout_s, out, cap, &len);
+	rc = drain(fds[0], tend_mono_s() + timeout_s, out, cap, &len);
 	if (rc == TEND_ETIMEOUT) {
 		kill(-pid, SIGKILL);
 		rc = tend_error_set(TEND_ETIMEOUT, "%s did not finish within %.0f s "

@@ -341,7 +341,7 @@ int sup_run(const sup_opts *o)
 	else if (!o->resume)
 		default_name(s.name, sizeof s.name);
 	snprintf(s.run_dir, sizeof s.run_dir, "%s/runs/%s", s.ws, s.name);
-	s.wall_start = tend_mono_ns() / 1e9;
+	s.wall_start = tend_mono_s();
 	if ((rc = setup(&s)) < 0)
 		goto done;
 	if ((rc = start_or_adopt(&s)) < 0)

@@ -88,7 +88,7 @@ void sup__status_line(sup *s, bool final)
  * time), steps lost to recoveries, recoveries. */
 void sup__accounts(sup *s)
 {
-	double now = tend_mono_ns() / 1e9, wall = now - s->wall_start;
+	double now = tend_mono_s(), wall = now - s->wall_start;
 	char msg[256], detail[512];
 	snprintf(msg, sizeof msg, "effective training time %.0f%% (%.1f s of %.1f s), "
 		 "%ld steps lost, %ld recoveries", 100 * sup__effective_ratio(s, now),

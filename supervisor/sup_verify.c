@@ -301,7 +301,7 @@ static void report(sup *s, bool hashed)
 {
 	sup_verify *v = &s->verify;
 	char msg[256], more[64] = "";
-	double dt = tend_mono_ns() / 1e9 - v->t0;
+	double dt = tend_mono_s() - v->t0;
 	if (v->n_cand == 0)
 		return; /* nothing to check: the rollback or start says so */
 	if (v->unchecked)
@@ -691,7 +691,7 @@ int sup__verify_resolve(sup *s)
 	v->children = 0;
 	v->pid = 0;
 	v->timer = 0;
-	v->t0 = tend_mono_ns() / 1e9;
+	v->t0 = tend_mono_s();
 	if (list_candidates(v, dir, before) < 0) {
 		conclude(s, tend_error_last(), false);
 		return 0;
