@@ -42,6 +42,12 @@ int cli_take_workspace(int *argc, char **argv);
  * supervisor and every other command load no BLAS, OpenMP or CUDA. */
 #define CLI_TRAINER "tend-train"
 
+/* Runs argv (argv[0] a path) with stdout and stderr captured into out
+ * (cap bytes, NUL-terminated, cut with a note when longer); kills it past
+ * timeout_s. *status gets the exit status (128+signal when killed).
+ * 0, or TEND_EIO / TEND_ETIMEOUT (run_child.c). */
+int cli_run_child(char *const argv[], double timeout_s, char *out, size_t cap, int *status);
+
 /* The path of this executable (/proc/self/exe). */
 int cli_self_exe(char *out, size_t cap);
 

@@ -8,53 +8,36 @@
 #include "tend_build.h"
 
 #include <curl/curl.h>
-#include <limits.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <git2.h>
+#include <limits.h>
 #include <lua.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
 
 /* BLAS and CUDA are linked by tend-train alone: ask it. Missing or
  * failing, each says so rather than failing the command. */
 static void trainer_versions(char *blas, char *cuda, size_t cap)
 {
-	char exe[PATH_MAX], line[512];
+	char exe[PATH_MAX], out[1024];
+	int status = 0;
 	snprintf(blas, cap, "unknown (no %s)", CLI_TRAINER);
 	snprintf(cuda, cap, "unknown (no %s)", CLI_TRAINER);
-	int fd[2];
-	if (cli_trainer_exe(exe, sizeof exe) < 0 || access(exe, X_OK) != 0 || pipe(fd) < 0)
+	if (cli_trainer_exe(exe, sizeof exe) < 0 || access(exe, X_OK) != 0 ||
+	    cli_run_child((char *const[]){exe, "--versions", NULL}, 10, out, sizeof out,
+			  &status) < 0)
 		return;
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(fd[1], 1);
-		close(fd[0]);
-		execl(exe, exe, "--versions", (char *)NULL);
-		_exit(127);
-	}
-	close(fd[1]);
-	FILE *p = pid > 0 ? fdopen(fd[0], "r") : NULL;
-	if (!p) {
-		close(fd[0]);
-		if (pid > 0)
-			waitpid(pid, NULL, 0);
-		return;
-	}
-	while (fgets(line, sizeof line, p)) {
+	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
 		char *tab = strchr(line, '\t');
 		if (!tab)
 			continue;
 		*tab++ = '\0';
-		tab[strcspn(tab, "\n")] = '\0';
 		if (strcmp(line, "blas") == 0)
 			snprintf(blas, cap, "%s", tab);
 		else if (strcmp(line, "cuda") == 0)
 			snprintf(cuda, cap, "%s", tab);
 	}
-	fclose(p);
-	waitpid(pid, NULL, 0);
 }
 
 static int cmd_version(int argc, char **argv)

@@ -109,12 +109,6 @@ int srv__summary_of(srv *s, store *st, const store_run *r, insp_summary *out);
 /* A run's name by id into out ("" for 0 or a missing run). */
 void srv__run_name(store *st, int64_t id, char *out, size_t cap);
 
-/* Runs argv (argv[0] a path) with stdout and stderr captured into out
- * (cap bytes, NUL-terminated, cut with a note when longer); kills it past
- * timeout_s. *status gets the exit status (128+signal when killed).
- * 0, or TEND_EIO / TEND_ETIMEOUT. */
-int srv__run_child(char *const argv[], double timeout_s, char *out,
-		   size_t cap, int *status);
 
 /* Handlers (serve_api.c, serve_act.c, serve_prom.c). */
 int srv__api_session(srv__req *r, store *st);
